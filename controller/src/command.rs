@@ -1,0 +1,214 @@
+//! Command-line parsing and dispatch for `domainsec-controller`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use controller::{
+    bootstrap::{self, InitOptions, IssueOptions},
+    config::{Config, ConfigFile, Overrides},
+    db,
+    state_dir::StateDir,
+};
+use domainsec_model::Role;
+use tokio_util::sync::CancellationToken;
+
+/// The DomainSec controller: the organization's directory and admin API.
+#[derive(Debug, Parser)]
+#[command(name = "domainsec-controller", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the organization, its internal CA and the first org-admin credential.
+    Init {
+        /// Organization name, e.g. Contoso.
+        #[arg(long = "org")]
+        organization: String,
+        /// Where to write the first admin's credential bundle (for dsctl).
+        #[arg(long)]
+        out_admin: PathBuf,
+        /// Name of the first admin.
+        #[arg(long, default_value = "admin")]
+        admin_name: String,
+        /// Admin API address(es) dsctl should use (default: the --admin-listen address).
+        #[arg(long = "controller", value_delimiter = ',')]
+        controllers: Vec<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Serve the admin gRPC API.
+    Serve {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Manage admin credentials.
+    #[command(subcommand)]
+    AdminCert(AdminCertCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCertCommand {
+    /// Issue a credential bundle for another admin.
+    Issue {
+        /// org-admin, server-admin or view-only.
+        #[arg(long)]
+        role: Role,
+        /// The admin's name.
+        #[arg(long)]
+        name: String,
+        /// For server-admin: the edges this admin may manage (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        edges: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+        /// Admin API address(es) dsctl should use (default: the --admin-listen address).
+        #[arg(long = "controller", value_delimiter = ',')]
+        controllers: Vec<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// TOML config file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// PostgreSQL URL of the directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Admin API listen address [default: 127.0.0.1:50052].
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Directory for the CA key and the controller's keys [default: ./domainsec-controller-state].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Extra DNS name or IP for the admin API certificate (repeatable).
+    #[arg(long = "admin-hostname")]
+    admin_hostnames: Vec<String>,
+}
+
+impl CommonArgs {
+    fn resolve(self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        Ok(Config::resolve(
+            file,
+            Overrides {
+                database_url: self.database_url,
+                admin_listen: self.admin_listen,
+                state_dir: self.state_dir,
+                admin_hostnames: self.admin_hostnames,
+            },
+        )?)
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Runs one command.
+pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            organization,
+            out_admin,
+            admin_name,
+            controllers,
+            common,
+        } => {
+            let config = common.resolve()?;
+            let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
+            let options = InitOptions {
+                organization,
+                admin_name,
+                controllers: default_controllers(controllers, &config),
+                out_admin: out_admin.clone(),
+                admin_hostnames: config.admin_hostnames.clone(),
+            };
+            let bundle = bootstrap::init(&pool, &StateDir::new(&config.state_dir), &options).await?;
+            println!(
+                "Initialised organization {:?}.\nState (CA key, admin API key): {}\nAdmin credential ({}, role {}): {}\nNext: domainsec-controller serve, then dsctl --credentials {} transport-config get",
+                options.organization,
+                config.state_dir.display(),
+                bundle.name,
+                bundle.role,
+                out_admin.display(),
+                out_admin.display(),
+            );
+            Ok(())
+        }
+        Command::Serve { common } => serve(common.resolve()?).await,
+        Command::AdminCert(AdminCertCommand::Issue {
+            role,
+            name,
+            edges,
+            days,
+            out,
+            controllers,
+            common,
+        }) => {
+            let config = common.resolve()?;
+            let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
+            let options = IssueOptions {
+                name,
+                role,
+                edges,
+                days,
+                controllers: default_controllers(controllers, &config),
+                out: out.clone(),
+            };
+            let bundle = bootstrap::issue_admin(&pool, &StateDir::new(&config.state_dir), &options).await?;
+            println!("Issued credential for {:?} (role {}): {}", bundle.name, bundle.role, out.display());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("bind the admin API to {}", config.admin_listen))?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        signal.cancel();
+    });
+    controller::run(config, listener, shutdown).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn default_controllers(given: Vec<String>, config: &Config) -> Vec<String> {
+    if given.is_empty() {
+        vec![config.admin_listen.to_string()]
+    } else {
+        given
+    }
+}

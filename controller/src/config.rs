@@ -1,0 +1,110 @@
+//! The controller's configuration: a TOML file, overridden by flags and `DATABASE_URL`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+/// Settings for `domainsec-controller serve` (and the paths `init` writes to).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PostgreSQL URL of the organization's directory.
+    pub database_url: String,
+    /// Where the admin gRPC API listens (mutual TLS).
+    pub admin_listen: SocketAddr,
+    /// Directory holding the internal CA's key and the controller's own keys (mode 0700).
+    pub state_dir: PathBuf,
+    /// Extra DNS names or IP addresses for the admin API's certificate, besides
+    /// `domainsec-controller`, `localhost` and `127.0.0.1`.
+    pub admin_hostnames: Vec<String>,
+    /// Largest number of pooled database connections.
+    pub max_database_connections: u32,
+}
+
+/// The same fields, all optional, as read from a TOML file before flags apply.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// See [`Config::database_url`].
+    pub database_url: Option<String>,
+    /// See [`Config::admin_listen`].
+    pub admin_listen: Option<SocketAddr>,
+    /// See [`Config::state_dir`].
+    pub state_dir: Option<PathBuf>,
+    /// See [`Config::admin_hostnames`].
+    #[serde(default)]
+    pub admin_hostnames: Vec<String>,
+    /// See [`Config::max_database_connections`].
+    pub max_database_connections: Option<u32>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    /// No database URL anywhere.
+    #[error("no database URL: set DATABASE_URL, pass --database-url, or set database_url in the config file")]
+    MissingDatabaseUrl,
+}
+
+impl ConfigFile {
+    /// Reads and parses a config file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Values given on the command line (or from the environment via clap).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--database-url` / `DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--admin-hostname` (repeatable).
+    pub admin_hostnames: Vec<String>,
+}
+
+impl Config {
+    /// Merges a config file (if any) with command-line overrides; flags win.
+    pub fn resolve(file: ConfigFile, overrides: Overrides) -> Result<Self, ConfigError> {
+        let database_url = overrides
+            .database_url
+            .or(file.database_url)
+            .ok_or(ConfigError::MissingDatabaseUrl)?;
+        let mut admin_hostnames = file.admin_hostnames;
+        admin_hostnames.extend(overrides.admin_hostnames);
+        Ok(Self {
+            database_url,
+            admin_listen: overrides.admin_listen.or(file.admin_listen).unwrap_or_else(default_admin_listen),
+            state_dir: overrides.state_dir.or(file.state_dir).unwrap_or_else(default_state_dir),
+            admin_hostnames,
+            max_database_connections: file.max_database_connections.unwrap_or_else(default_max_connections),
+        })
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50052))
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("domainsec-controller-state")
+}
+
+fn default_max_connections() -> u32 {
+    10
+}

@@ -1,0 +1,82 @@
+//! One configuration change: a transaction that serialises with every other
+//! change, bumps the organization's config version and writes its audit row.
+
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use super::{Error, Result};
+use crate::authz::Admin;
+
+/// An open change. Dropping it without [`Change::commit`] rolls everything back.
+pub struct Change {
+    tx: Transaction<'static, Postgres>,
+}
+
+/// What the audit log records about a change.
+pub struct Audit<'a> {
+    /// Who made it.
+    pub admin: &'a Admin,
+    /// Verb, e.g. `send-connector.set`.
+    pub action: &'static str,
+    /// The object, e.g. the connector's name.
+    pub target: String,
+    /// JSON of the object before; `None` when it did not exist.
+    pub before: Option<serde_json::Value>,
+    /// JSON of the object after; `None` when it was removed.
+    pub after: Option<serde_json::Value>,
+}
+
+impl Change {
+    /// Starts a change, taking the organization row lock so changes apply one at a time.
+    pub async fn begin(pool: &PgPool) -> Result<Self> {
+        let mut tx = pool.begin().await?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT config_version FROM organization WHERE id = 1 FOR UPDATE")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if version.is_none() {
+            return Err(Error::NoOrganization);
+        }
+        Ok(Self { tx })
+    }
+
+    /// The transaction's connection, for the table modules.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Bumps the version, writes the audit row, tells listening controllers, commits.
+    /// Returns the new config version.
+    pub async fn commit(mut self, audit: Audit<'_>) -> Result<u64> {
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE organization SET config_version = config_version + 1 WHERE id = 1 RETURNING config_version",
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO audit_log (actor, actor_role, action, target, config_version, before, after)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&audit.admin.name)
+        .bind(audit.admin.role.as_str())
+        .bind(audit.action)
+        .bind(&audit.target)
+        .bind(version)
+        .bind(audit.before)
+        .bind(audit.after)
+        .execute(&mut *self.tx)
+        .await?;
+        // Delivered on commit only; carries just the version (EdgeSync reads the rest).
+        sqlx::query("SELECT pg_notify('domainsec_config', $1)")
+            .bind(version.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(u64::try_from(version).unwrap_or_default())
+    }
+}
+
+/// JSON of a value for the audit log.
+pub fn json<T: Serialize>(value: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}

@@ -1,0 +1,121 @@
+//! All SQL: the organization's directory in PostgreSQL.
+//!
+//! Reads return model types, parsed again from the stored text so a bad row is
+//! reported instead of trusted. Writes go through [`change::Change`], which makes
+//! each change one transaction that bumps the config version and writes an audit row.
+
+pub mod accepted_domains;
+pub mod admins;
+pub mod audit;
+pub mod change;
+pub mod edges;
+pub mod organization;
+pub mod receive_connectors;
+pub mod send_connectors;
+pub mod transport;
+
+use std::time::Duration;
+
+use domainsec_model::InvalidField;
+use sqlx::{migrate::Migrator, postgres::PgPoolOptions, PgPool};
+
+/// The directory's schema, from `migrations/` at the workspace root.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Errors of the directory store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database failed or could not be reached.
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// No row with that key.
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    /// A row with that key exists already.
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists { kind: &'static str, name: String },
+    /// `init` has not been run against this database.
+    #[error("this database holds no organization; run `domainsec-controller init` first")]
+    NoOrganization,
+    /// `init` ran twice.
+    #[error("this database already holds organization {0:?}; nothing was changed")]
+    OrganizationExists(String),
+    /// A value refers to something that does not exist, or breaks a cross-row rule.
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    /// A stored value no longer parses (edited by hand, or a bug).
+    #[error("stored {what} {value:?} is invalid: {reason}")]
+    Corrupt {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// One `Result` for the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Connects to PostgreSQL and applies pending migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Parses a stored value with a model parser, mapping failure to [`Error::Corrupt`].
+pub(crate) fn parse_stored<T, E: std::fmt::Display>(
+    what: &'static str,
+    value: &str,
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
+) -> Result<T> {
+    parse(value).map_err(|error| Error::Corrupt {
+        what,
+        value: value.to_owned(),
+        reason: error.to_string(),
+    })
+}
+
+/// [`parse_stored`] for each entry of an array column.
+pub(crate) fn parse_stored_all<T, E: std::fmt::Display>(
+    what: &'static str,
+    values: &[String],
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
+) -> Result<Vec<T>> {
+    values.iter().map(|v| parse_stored(what, v, &parse)).collect()
+}
+
+/// Strings of any displayable values, for array columns.
+pub(crate) fn strings<T: ToString>(values: &[T]) -> Vec<String> {
+    values.iter().map(ToString::to_string).collect()
+}
+
+/// True when `error` is a unique-key violation.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// A stored message size limit.
+pub(crate) fn stored_size(bytes: i64) -> Result<domainsec_model::MessageSize> {
+    u64::try_from(bytes)
+        .ok()
+        .and_then(|b| domainsec_model::MessageSize::new(b).ok())
+        .ok_or_else(|| Error::Corrupt {
+            what: "message size",
+            value: bytes.to_string(),
+            reason: "out of range".to_owned(),
+        })
+}
+
+/// A message size limit for a BIGINT column.
+pub(crate) fn size_column(size: domainsec_model::MessageSize) -> i64 {
+    i64::try_from(size.bytes()).unwrap_or(i64::MAX)
+}

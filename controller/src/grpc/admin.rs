@@ -1,0 +1,229 @@
+//! Admin API handlers: authenticate → parse → directory call → encode.
+
+use proto::admin::{self as pb, admin_server::Admin as AdminApi};
+use tonic::{Request, Response, Status};
+
+use super::{authenticate, convert};
+use crate::{authz::Admin, directory::Directory};
+
+/// Implements `domainsec.admin.v1.Admin`.
+pub struct AdminService {
+    directory: Directory,
+}
+
+impl AdminService {
+    /// A service over the directory.
+    pub fn new(directory: Directory) -> Self {
+        Self { directory }
+    }
+
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Admin, Status> {
+        let admin = authenticate(self.directory.pool(), request).await?;
+        tracing::debug!(admin = %admin.name, role = %admin.role, "authenticated");
+        Ok(admin)
+    }
+
+    async fn version(&self) -> Result<u64, Status> {
+        Ok(self.directory.organization().await?.1)
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn invalid(error: domainsec_model::InvalidField) -> Status {
+    Status::invalid_argument(error.to_string())
+}
+
+#[tonic::async_trait]
+impl AdminApi for AdminService {
+    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Reply<pb::WhoAmIResponse> {
+        let admin = self.caller(&request).await?;
+        let (organization, config_version) = self.directory.organization().await?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            name: admin.name,
+            role: convert::role_reply(admin.role) as i32,
+            edges: admin.edges.iter().map(ToString::to_string).collect(),
+            organization,
+            config_version,
+        }))
+    }
+
+    async fn get_transport_config(&self, request: Request<pb::GetTransportConfigRequest>) -> Reply<pb::TransportConfig> {
+        self.caller(&request).await?;
+        let (config, version) = self.directory.transport_config().await?;
+        Ok(Response::new(convert::transport_config(&config, version)))
+    }
+
+    async fn set_transport_config(&self, request: Request<pb::SetTransportConfigRequest>) -> Reply<pb::TransportConfig> {
+        let admin = self.caller(&request).await?;
+        let change = convert::transport_change(request.into_inner()).map_err(invalid)?;
+        let (config, version) = self.directory.set_transport_config(&admin, change).await?;
+        Ok(Response::new(convert::transport_config(&config, version)))
+    }
+
+    async fn add_accepted_domain(&self, request: Request<pb::AddAcceptedDomainRequest>) -> Reply<pb::AcceptedDomain> {
+        let admin = self.caller(&request).await?;
+        let domain = convert::domain_pattern("domain", &request.get_ref().domain).map_err(invalid)?;
+        let added = self.directory.add_accepted_domain(&admin, domain).await?;
+        Ok(Response::new(convert::accepted_domain(&added)))
+    }
+
+    async fn list_accepted_domains(
+        &self,
+        request: Request<pb::ListAcceptedDomainsRequest>,
+    ) -> Reply<pb::ListAcceptedDomainsResponse> {
+        self.caller(&request).await?;
+        let domains = self.directory.accepted_domains().await?;
+        Ok(Response::new(pb::ListAcceptedDomainsResponse {
+            accepted_domains: domains.iter().map(convert::accepted_domain).collect(),
+        }))
+    }
+
+    async fn remove_accepted_domain(
+        &self,
+        request: Request<pb::RemoveAcceptedDomainRequest>,
+    ) -> Reply<pb::RemoveAcceptedDomainResponse> {
+        let admin = self.caller(&request).await?;
+        let domain = convert::domain_pattern("domain", &request.get_ref().domain).map_err(invalid)?;
+        let config_version = self.directory.remove_accepted_domain(&admin, domain).await?;
+        Ok(Response::new(pb::RemoveAcceptedDomainResponse { config_version }))
+    }
+
+    async fn create_send_connector(&self, request: Request<pb::SendConnectorSpec>) -> Reply<pb::SendConnector> {
+        let admin = self.caller(&request).await?;
+        let connector = convert::send_connector(request.into_inner()).map_err(invalid)?;
+        let stored = self.directory.create_send_connector(&admin, connector).await?;
+        Ok(Response::new(convert::send_connector_reply(&stored, self.version().await?)))
+    }
+
+    async fn update_send_connector(&self, request: Request<pb::UpdateSendConnectorRequest>) -> Reply<pb::SendConnector> {
+        let admin = self.caller(&request).await?;
+        let (name, change) = convert::send_connector_change(request.into_inner()).map_err(invalid)?;
+        let stored = self.directory.update_send_connector(&admin, name, change).await?;
+        Ok(Response::new(convert::send_connector_reply(&stored, self.version().await?)))
+    }
+
+    async fn get_send_connector(&self, request: Request<pb::GetSendConnectorRequest>) -> Reply<pb::SendConnector> {
+        self.caller(&request).await?;
+        let name = convert::object_name("name", &request.get_ref().name).map_err(invalid)?;
+        let stored = self.directory.send_connector(&name).await?;
+        Ok(Response::new(convert::send_connector_reply(&stored, self.version().await?)))
+    }
+
+    async fn list_send_connectors(
+        &self,
+        request: Request<pb::ListSendConnectorsRequest>,
+    ) -> Reply<pb::ListSendConnectorsResponse> {
+        self.caller(&request).await?;
+        let connectors = self.directory.send_connectors().await?;
+        let version = self.version().await?;
+        Ok(Response::new(pb::ListSendConnectorsResponse {
+            send_connectors: connectors.iter().map(|c| convert::send_connector_reply(c, version)).collect(),
+        }))
+    }
+
+    async fn remove_send_connector(
+        &self,
+        request: Request<pb::RemoveSendConnectorRequest>,
+    ) -> Reply<pb::RemoveSendConnectorResponse> {
+        let admin = self.caller(&request).await?;
+        let name = convert::object_name("name", &request.get_ref().name).map_err(invalid)?;
+        let config_version = self.directory.remove_send_connector(&admin, name).await?;
+        Ok(Response::new(pb::RemoveSendConnectorResponse { config_version }))
+    }
+
+    async fn create_receive_connector(&self, request: Request<pb::ReceiveConnectorSpec>) -> Reply<pb::ReceiveConnector> {
+        let admin = self.caller(&request).await?;
+        let connector = convert::receive_connector(request.into_inner()).map_err(invalid)?;
+        let stored = self.directory.create_receive_connector(&admin, connector).await?;
+        Ok(Response::new(convert::receive_connector_reply(&stored, self.version().await?)))
+    }
+
+    async fn update_receive_connector(
+        &self,
+        request: Request<pb::UpdateReceiveConnectorRequest>,
+    ) -> Reply<pb::ReceiveConnector> {
+        let admin = self.caller(&request).await?;
+        let (edge, name, change) = convert::receive_connector_change(request.into_inner()).map_err(invalid)?;
+        let stored = self.directory.update_receive_connector(&admin, edge, name, change).await?;
+        Ok(Response::new(convert::receive_connector_reply(&stored, self.version().await?)))
+    }
+
+    async fn get_receive_connector(&self, request: Request<pb::GetReceiveConnectorRequest>) -> Reply<pb::ReceiveConnector> {
+        self.caller(&request).await?;
+        let edge = convert::object_name("edge", &request.get_ref().edge).map_err(invalid)?;
+        let name = convert::object_name("name", &request.get_ref().name).map_err(invalid)?;
+        let stored = self.directory.receive_connector(&edge, &name).await?;
+        Ok(Response::new(convert::receive_connector_reply(&stored, self.version().await?)))
+    }
+
+    async fn list_receive_connectors(
+        &self,
+        request: Request<pb::ListReceiveConnectorsRequest>,
+    ) -> Reply<pb::ListReceiveConnectorsResponse> {
+        self.caller(&request).await?;
+        let edge = match request.get_ref().edge.as_str() {
+            "" => None,
+            edge => Some(convert::object_name("edge", edge).map_err(invalid)?),
+        };
+        let connectors = self.directory.receive_connectors(edge.as_ref()).await?;
+        let version = self.version().await?;
+        Ok(Response::new(pb::ListReceiveConnectorsResponse {
+            receive_connectors: connectors
+                .iter()
+                .map(|c| convert::receive_connector_reply(c, version))
+                .collect(),
+        }))
+    }
+
+    async fn remove_receive_connector(
+        &self,
+        request: Request<pb::RemoveReceiveConnectorRequest>,
+    ) -> Reply<pb::RemoveReceiveConnectorResponse> {
+        let admin = self.caller(&request).await?;
+        let edge = convert::object_name("edge", &request.get_ref().edge).map_err(invalid)?;
+        let name = convert::object_name("name", &request.get_ref().name).map_err(invalid)?;
+        let config_version = self.directory.remove_receive_connector(&admin, edge, name).await?;
+        Ok(Response::new(pb::RemoveReceiveConnectorResponse { config_version }))
+    }
+
+    async fn create_edge(&self, request: Request<pb::CreateEdgeRequest>) -> Reply<pb::Edge> {
+        let admin = self.caller(&request).await?;
+        let name = convert::object_name("name", &request.get_ref().name).map_err(invalid)?;
+        let fqdn = convert::domain("fqdn", &request.get_ref().fqdn).map_err(invalid)?;
+        let edge = self.directory.create_edge(&admin, name, fqdn).await?;
+        Ok(Response::new(convert::edge(&edge)))
+    }
+
+    async fn list_edges(&self, request: Request<pb::ListEdgesRequest>) -> Reply<pb::ListEdgesResponse> {
+        self.caller(&request).await?;
+        let edges = self.directory.edges().await?;
+        Ok(Response::new(pb::ListEdgesResponse {
+            edges: edges.iter().map(convert::edge).collect(),
+        }))
+    }
+
+    async fn remove_edge(&self, request: Request<pb::RemoveEdgeRequest>) -> Reply<pb::RemoveEdgeResponse> {
+        let admin = self.caller(&request).await?;
+        let name = convert::object_name("name", &request.get_ref().name).map_err(invalid)?;
+        let config_version = self.directory.remove_edge(&admin, name).await?;
+        Ok(Response::new(pb::RemoveEdgeResponse { config_version }))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        request: Request<pb::ListAuditEntriesRequest>,
+    ) -> Reply<pb::ListAuditEntriesResponse> {
+        self.caller(&request).await?;
+        let limit = match request.get_ref().limit {
+            0 => DEFAULT_AUDIT_LIMIT,
+            limit => limit,
+        };
+        let entries = self.directory.audit(limit).await?;
+        Ok(Response::new(pb::ListAuditEntriesResponse {
+            entries: entries.iter().map(convert::audit_entry).collect(),
+        }))
+    }
+}
+
+const DEFAULT_AUDIT_LIMIT: u32 = 50;

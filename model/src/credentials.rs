@@ -1,0 +1,43 @@
+//! The admin credential bundle that `domainsec-controller` writes and `dsctl` reads.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `dsctl` needs to reach and authenticate to a controller, kept in
+/// one TOML file (mode 0600, since it holds a private key).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialBundle {
+    /// Admin API addresses (`host:port`), tried in order.
+    pub controllers: Vec<String>,
+    /// Name the controller's certificate is checked against.
+    pub server_name: String,
+    /// The admin this credential belongs to.
+    pub name: String,
+    /// The role in the certificate, for display; the controller decides.
+    pub role: String,
+    /// PEM of the organization's internal CA, the only CA `dsctl` trusts.
+    pub ca_certificate: String,
+    /// PEM of the admin's client certificate.
+    pub certificate: String,
+    /// PEM (PKCS#8) of the admin's private key.
+    pub private_key: String,
+}
+
+impl CredentialBundle {
+    /// Name the controller's admin-API certificate always carries.
+    pub const SERVER_NAME: &'static str = "domainsec-controller";
+}
+
+impl fmt::Debug for CredentialBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialBundle")
+            .field("controllers", &self.controllers)
+            .field("server_name", &self.server_name)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("private_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
