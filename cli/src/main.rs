@@ -1,1 +1,32 @@
-fn main() {}
+//! `dsctl`: the DomainSec operator's command line.
+//!
+//! # Layout
+//! - `commands/`: one module per noun (`transport-config`, `send-connector`, …).
+//! - `client`: loading the credential bundle and connecting over mutual TLS.
+//! - `output`: tables for people, JSON (`-o json`) for scripts.
+//! - `words`: enumeration words and sizes on the command line.
+
+mod client;
+mod commands;
+mod output;
+mod words;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = commands::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", commands::describe(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -242,6 +242,20 @@ impl Directory {
             .await?
             .into_iter()
             .find(|edge| edge.name == name);
+        for stored in db::send_connectors::list(tx.conn()).await? {
+            if stored.connector.source_edges == [name.clone()] {
+                return Err(InvalidField::new(
+                    "name",
+                    name.as_str(),
+                    format!(
+                        "edge is the only source of send connector {:?}; add another source edge or remove \
+                         the connector first",
+                        stored.connector.name.as_str()
+                    ),
+                )
+                .into());
+            }
+        }
         db::edges::delete(tx.conn(), &name).await?;
         Ok(tx
             .commit(Audit {

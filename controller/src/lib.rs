@@ -32,6 +32,17 @@ pub async fn run(config: Config, admin_listener: TcpListener, shutdown: Cancella
     let pool = db::connect(&config.database_url, config.max_database_connections)
         .await
         .context("connect to the directory database")?;
+    serve(pool, &config, admin_listener, shutdown).await
+}
+
+/// Serves with an existing, migrated pool (tests pass a per-test database here).
+pub async fn serve(
+    pool: sqlx::PgPool,
+    config: &Config,
+    admin_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
     let state = StateDir::new(&config.state_dir);
     let tls = bootstrap::admin_api_tls(&pool, &state, &config.admin_hostnames)
         .await

@@ -1,0 +1,131 @@
+//! The commands, one module per noun, mirroring the paper's cmdlets.
+
+mod accepted_domain;
+mod audit;
+mod edge;
+mod receive_connector;
+mod send_connector;
+mod transport_config;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use proto::admin::admin_client::AdminClient;
+use tonic::transport::Channel;
+
+use crate::{client, output::Format};
+
+/// dsctl: configure DomainSec (Domain Security for mail between partner organizations).
+#[derive(Debug, Parser)]
+#[command(name = "dsctl", version)]
+pub struct Cli {
+    /// Admin credential bundle written by `domainsec-controller init` or `admin-cert issue`.
+    #[arg(long, env = "DSCTL_CREDENTIALS", global = true)]
+    credentials: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table", global = true)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Organization-wide transport settings (Set-TransportConfig).
+    #[command(subcommand)]
+    TransportConfig(transport_config::Command),
+    /// Domains the organization accepts mail for.
+    #[command(subcommand)]
+    AcceptedDomain(accepted_domain::Command),
+    /// Outbound routes (New-/Set-/Get-SendConnector).
+    #[command(subcommand)]
+    SendConnector(send_connector::Command),
+    /// Inbound listeners of an edge (New-/Set-/Get-ReceiveConnector).
+    #[command(subcommand)]
+    ReceiveConnector(receive_connector::Command),
+    /// The organization's edge servers.
+    #[command(subcommand)]
+    Edge(edge::Command),
+    /// Recent configuration changes, newest first.
+    Audit(audit::AuditArgs),
+    /// Show who the credential belongs to and what it may do.
+    Whoami,
+}
+
+/// What every command needs.
+pub struct Context {
+    /// Connected admin client.
+    pub client: AdminClient<Channel>,
+    /// Chosen output format.
+    pub format: Format,
+}
+
+/// Connects and runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let credentials = cli.credentials.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no credentials: pass --credentials FILE or set DSCTL_CREDENTIALS (the file `domainsec-controller init --out-admin` wrote)"
+        )
+    })?;
+    let client = client::connect(&credentials).await?;
+    let mut context = Context {
+        client,
+        format: cli.format,
+    };
+    match cli.command {
+        Command::TransportConfig(command) => transport_config::run(&mut context, command).await,
+        Command::AcceptedDomain(command) => accepted_domain::run(&mut context, command).await,
+        Command::SendConnector(command) => send_connector::run(&mut context, command).await,
+        Command::ReceiveConnector(command) => receive_connector::run(&mut context, command).await,
+        Command::Edge(command) => edge::run(&mut context, command).await,
+        Command::Audit(args) => audit::run(&mut context, args).await,
+        Command::Whoami => audit::whoami(&mut context).await,
+    }
+}
+
+/// An error for the terminal: gRPC statuses as `CODE: message`, with a hint.
+pub fn describe(error: &anyhow::Error) -> String {
+    let Some(status) = error.downcast_ref::<tonic::Status>() else {
+        return format!("{error:#}");
+    };
+    let code = code_name(status.code());
+    let hint = match status.code() {
+        tonic::Code::PermissionDenied => "\nhint: ask an org-admin for a credential with that role",
+        tonic::Code::Unauthenticated => "\nhint: the controller does not accept this credential; ask an org-admin for a new one",
+        tonic::Code::Unavailable => "\nhint: is `domainsec-controller serve` running and reachable?",
+        _ => "",
+    };
+    format!("{code}: {}{hint}", status.message())
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// `a,b` → list; a single empty value (`''`) → empty list, which clears.
+pub fn list_value(values: Vec<String>) -> Vec<String> {
+    if values.len() == 1 && values[0].is_empty() {
+        Vec::new()
+    } else {
+        values
+    }
+}
