@@ -20,6 +20,8 @@ pub mod fingerprint;
 pub mod grpc;
 pub mod pki;
 pub mod state_dir;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

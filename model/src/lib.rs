@@ -32,8 +32,10 @@ pub use transport::TransportConfig;
 use std::fmt;
 
 /// A value that failed validation, with the field path (`address_spaces[1]`) and the rule.
+///
+/// Shown as `field "value": rule`, or `field: rule` when the value is empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} {value:?}: {rule}")]
+#[error("{}", self.describe())]
 pub struct InvalidField {
     /// Path of the field in the request, e.g. `tls_send_domain_secure_list[1]`.
     pub field: String,
@@ -44,6 +46,14 @@ pub struct InvalidField {
 }
 
 impl InvalidField {
+    fn describe(&self) -> String {
+        if self.value.is_empty() {
+            format!("{}: {}", self.field, self.rule)
+        } else {
+            format!("{} {:?}: {}", self.field, self.value, self.rule)
+        }
+    }
+
     /// Builds an error for `field` holding `value` that broke `rule`.
     pub fn new(field: impl Into<String>, value: impl Into<String>, rule: impl fmt::Display) -> Self {
         Self {

@@ -1,0 +1,166 @@
+//! A controller for tests: bound on `127.0.0.1:0` before it is spawned (so tests
+//! never sleep), initialised against the caller's database, cancelled on drop.
+//! Enabled by the `testing` feature; used by this crate's and `dsctl`'s tests.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use domainsec_model::{credentials::CredentialBundle, Role};
+use proto::admin::admin_client::AdminClient;
+use sqlx::PgPool;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::{
+    bootstrap::{self, InitOptions, IssueOptions},
+    config::Config,
+    state_dir::StateDir,
+};
+
+/// A running controller with an initialised organization.
+pub struct TestController {
+    /// The admin API address.
+    pub address: SocketAddr,
+    /// The per-test directory (state dir, credential files).
+    pub dir: TempDir,
+    /// The test's database.
+    pub pool: PgPool,
+    shutdown: CancellationToken,
+}
+
+impl TestController {
+    /// Initialises organization "Contoso" in `pool`'s database and serves it.
+    pub async fn start(pool: PgPool) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("domainsec-test-")
+            .tempdir()
+            .expect("create a temp dir");
+        if std::env::var_os("KEEP_TEST_DIRS").is_some() {
+            eprintln!("test dir: {}", dir.path().display());
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let address = listener.local_addr().expect("local address");
+        let state = StateDir::new(dir.path().join("state"));
+        bootstrap::init(
+            &pool,
+            &state,
+            &InitOptions {
+                organization: "Contoso".to_owned(),
+                admin_name: "admin".to_owned(),
+                controllers: vec![address.to_string()],
+                out_admin: dir.path().join("admin.toml"),
+                admin_hostnames: Vec::new(),
+            },
+        )
+        .await
+        .expect("init the organization");
+        let config = Config {
+            database_url: String::new(),
+            admin_listen: address,
+            state_dir: dir.path().join("state"),
+            admin_hostnames: Vec::new(),
+            max_database_connections: 5,
+        };
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let serve_pool = pool.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::serve(serve_pool, &config, listener, token).await {
+                eprintln!("test controller stopped: {error:#}");
+            }
+        });
+        Self {
+            address,
+            dir,
+            pool,
+            shutdown,
+        }
+    }
+
+    /// The org-admin credential that `init` wrote.
+    pub fn org_admin_credentials(&self) -> PathBuf {
+        self.dir.path().join("admin.toml")
+    }
+
+    /// Issues a credential with `role` (scoped to `edges` for server-admin).
+    pub async fn issue(&self, role: Role, name: &str, edges: &[&str]) -> PathBuf {
+        let out = self.dir.path().join(format!("{name}.toml"));
+        bootstrap::issue_admin(
+            &self.pool,
+            &StateDir::new(self.dir.path().join("state")),
+            &IssueOptions {
+                name: name.to_owned(),
+                role,
+                edges: edges.iter().map(|e| (*e).to_owned()).collect(),
+                days: 1,
+                controllers: vec![self.address.to_string()],
+                out: out.clone(),
+            },
+        )
+        .await
+        .expect("issue a credential");
+        out
+    }
+
+    /// A gRPC client authenticated with the credential file.
+    pub async fn client(&self, credentials: &Path) -> AdminClient<Channel> {
+        let bundle = read_bundle(credentials);
+        self.client_with(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&bundle.ca_certificate))
+                .identity(Identity::from_pem(&bundle.certificate, &bundle.private_key))
+                .domain_name(&bundle.server_name),
+        )
+        .await
+    }
+
+    /// A gRPC client with the given TLS settings (for refusal tests).
+    pub async fn client_with(&self, tls: ClientTlsConfig) -> AdminClient<Channel> {
+        let channel = Endpoint::from_shared(format!("https://{}", self.address))
+            .expect("endpoint")
+            .tls_config(tls)
+            .expect("tls config")
+            .connect_lazy();
+        AdminClient::new(channel)
+    }
+
+    /// A client with the org-admin credential.
+    pub async fn org_admin(&self) -> AdminClient<Channel> {
+        self.client(&self.org_admin_credentials()).await
+    }
+
+    /// The organization's config version, read from the database.
+    pub async fn config_version(&self) -> i64 {
+        sqlx::query_scalar("SELECT config_version FROM organization")
+            .fetch_one(&self.pool)
+            .await
+            .expect("read config version")
+    }
+
+    /// Number of audit rows.
+    pub async fn audit_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM audit_log")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count audit rows")
+    }
+}
+
+impl Drop for TestController {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if std::env::var_os("KEEP_TEST_DIRS").is_some() {
+            let kept = std::mem::replace(&mut self.dir, TempDir::new().expect("temp dir")).keep();
+            eprintln!("kept test dir: {}", kept.display());
+        }
+    }
+}
+
+/// Reads a credential bundle file.
+pub fn read_bundle(path: &Path) -> CredentialBundle {
+    let text = std::fs::read_to_string(path).expect("read credentials");
+    toml::from_str(&text).expect("parse credentials")
+}

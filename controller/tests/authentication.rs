@@ -1,0 +1,90 @@
+//! Only credentials the organization issued and recorded reach the API.
+
+use controller::{pki::OrgCa, testing::TestController};
+use domainsec_model::Role;
+use proto::admin as pb;
+use sqlx::PgPool;
+use tonic::{
+    transport::{Certificate, ClientTlsConfig, Identity},
+    Code,
+};
+
+use crate::support::assert_status;
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_client_without_a_certificate_is_refused(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let bundle = controller::testing::read_bundle(&controller.org_admin_credentials());
+    let mut client = controller
+        .client_with(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&bundle.ca_certificate))
+                .domain_name(&bundle.server_name),
+        )
+        .await;
+    let error = client.get_transport_config(pb::GetTransportConfigRequest {}).await.unwrap_err();
+    assert_ne!(error.code(), Code::Ok);
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_certificate_from_another_ca_is_refused(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let bundle = controller::testing::read_bundle(&controller.org_admin_credentials());
+    let (foreign_ca, _) = OrgCa::generate("Mallory").unwrap();
+    let foreign = foreign_ca.issue_admin("Contoso", "admin", Role::OrgAdmin, 1).unwrap();
+    let mut client = controller
+        .client_with(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&bundle.ca_certificate))
+                .identity(Identity::from_pem(&foreign.certificate_pem, &foreign.key_pem))
+                .domain_name(&bundle.server_name),
+        )
+        .await;
+    let error = client.get_transport_config(pb::GetTransportConfigRequest {}).await.unwrap_err();
+    assert_ne!(error.code(), Code::Ok);
+    assert_eq!(controller.audit_rows().await, 1, "only init is in the audit log");
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_revoked_credential_is_refused(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let credentials = controller.issue(Role::OrgAdmin, "leaver", &[]).await;
+    let mut client = controller.client(&credentials).await;
+    client.who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    sqlx::query("UPDATE admin_credentials SET revoked_at = now() WHERE name = 'leaver'")
+        .execute(&controller.pool)
+        .await
+        .unwrap();
+    assert_status(
+        client.who_am_i(pb::WhoAmIRequest {}).await,
+        Code::Unauthenticated,
+        "this credential has been revoked",
+    );
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_ca_signed_certificate_missing_from_the_directory_is_refused(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let state = controller.dir.path().join("state");
+    let ca = OrgCa::load(
+        &std::fs::read_to_string(state.join("ca.pem")).unwrap(),
+        &std::fs::read_to_string(state.join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    // Signed by the right CA, but never recorded: e.g. made with a stolen CA key copy.
+    let unrecorded = ca.issue_admin("Contoso", "ghost", Role::OrgAdmin, 1).unwrap();
+    let bundle = controller::testing::read_bundle(&controller.org_admin_credentials());
+    let mut client = controller
+        .client_with(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&bundle.ca_certificate))
+                .identity(Identity::from_pem(&unrecorded.certificate_pem, &unrecorded.key_pem))
+                .domain_name(&bundle.server_name),
+        )
+        .await;
+    assert_status(
+        client.who_am_i(pb::WhoAmIRequest {}).await,
+        Code::Unauthenticated,
+        "this credential is not in the organization's directory",
+    );
+}

@@ -1,0 +1,193 @@
+//! Bad input is refused at the API with the field and the rule, and changes nothing.
+
+use controller::testing::TestController;
+use proto::admin as pb;
+use sqlx::PgPool;
+use tonic::Code;
+
+use crate::support::{add_edges, assert_status, inet_connector, internet_connector, list, strings};
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn domain_lists_name_the_bad_entry_and_the_rule(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut client = controller.org_admin().await;
+    let version = controller.config_version().await;
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["woodgrovebank.com", "woodgrove..com"],
+            "tls_send_domain_secure_list[1] \"woodgrove..com\": empty label",
+        ),
+        (
+            &["wood grove.com"],
+            "tls_send_domain_secure_list[0] \"wood grove.com\": character ' ' is not allowed; labels hold letters, digits and hyphens only",
+        ),
+        (
+            &["-woodgrove.com"],
+            "tls_send_domain_secure_list[0] \"-woodgrove.com\": label \"-woodgrove\" starts or ends with a hyphen",
+        ),
+        (
+            &["woodgrovebank"],
+            "tls_send_domain_secure_list[0] \"woodgrovebank\": a single-label name is not an internet domain; give the full name, e.g. contoso.com",
+        ),
+        (
+            &["mail.*.woodgrovebank.com"],
+            "tls_send_domain_secure_list[0] \"mail.*.woodgrovebank.com\": a wildcard is only allowed as the whole first label, as in *.contoso.com",
+        ),
+        (
+            &["woodgrovebank.com", "WOODGROVEBANK.com"],
+            "tls_send_domain_secure_list[1] \"WOODGROVEBANK.com\": duplicate of tls_send_domain_secure_list[0] (woodgrovebank.com)",
+        ),
+        (
+            &[""],
+            "tls_send_domain_secure_list[0]: empty domain name",
+        ),
+    ];
+    for (values, message) in cases {
+        assert_status(
+            client
+                .set_transport_config(pb::SetTransportConfigRequest {
+                    tls_send_domain_secure_list: list(values),
+                    ..Default::default()
+                })
+                .await,
+            Code::InvalidArgument,
+            message,
+        );
+    }
+    let long_label = format!("{}.com", "a".repeat(64));
+    assert_status(
+        client
+            .set_transport_config(pb::SetTransportConfigRequest {
+                tls_receive_domain_secure_list: list(&[&long_label]),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        &format!(
+            "tls_receive_domain_secure_list[0] \"{long_label}\": label \"{}\" is 64 characters long; at most 63 are allowed",
+            "a".repeat(64)
+        ),
+    );
+    assert_eq!(controller.config_version().await, version, "nothing was written");
+    let config = client.get_transport_config(pb::GetTransportConfigRequest {}).await.unwrap().into_inner();
+    assert!(config.tls_send_domain_secure_list.is_empty());
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn unicode_domains_become_a_labels(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut client = controller.org_admin().await;
+    let added = client
+        .add_accepted_domain(pb::AddAcceptedDomainRequest { domain: "Bücher.example".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(added.domain, "xn--bcher-kva.example");
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn replacing_and_editing_one_list_at_once_is_refused(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut client = controller.org_admin().await;
+    assert_status(
+        client
+            .set_transport_config(pb::SetTransportConfigRequest {
+                tls_send_domain_secure_list: list(&["a.com"]),
+                add_tls_send_domain_secure: strings(&["b.com"]),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "tls_send_domain_secure_list: give either the whole list or add_tls_send_domain_secure/remove_tls_send_domain_secure, not both",
+    );
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn connector_values_are_checked_field_by_field(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut client = controller.org_admin().await;
+    add_edges(&mut client, &["mail1"]).await;
+    let version = controller.config_version().await;
+
+    let mut spec = internet_connector(&["mail1", "mail9"]);
+    spec.name = "Partner".into();
+    assert_status(
+        client.create_send_connector(spec).await,
+        Code::InvalidArgument,
+        "source_edges[1] \"mail9\": no such edge; `dsctl edge list` shows the edges",
+    );
+    let mut spec = internet_connector(&["mail1"]);
+    spec.address_spaces = vec![];
+    assert_status(
+        client.create_send_connector(spec).await,
+        Code::InvalidArgument,
+        "address_spaces: must have at least one entry",
+    );
+    let mut spec = internet_connector(&["mail1"]);
+    spec.smart_hosts = strings(&["relay.contoso.com:2525"]);
+    let status = client.create_send_connector(spec).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("domain_secure_enabled \"true\": Domain Security requires DNS routing"));
+    let mut spec = internet_connector(&["mail1"]);
+    spec.smart_hosts = strings(&["relay.contoso.com:smtp"]);
+    spec.domain_secure_enabled = false;
+    assert_status(
+        client.create_send_connector(spec).await,
+        Code::InvalidArgument,
+        "smart_hosts[0] \"relay.contoso.com:smtp\": port \"smtp\" is not a number from 1 to 65535",
+    );
+    let mut spec = internet_connector(&["mail1"]);
+    spec.max_message_size = 10;
+    assert_status(
+        client.create_send_connector(spec).await,
+        Code::InvalidArgument,
+        "max_message_size \"10\": must be from 1024 to 2147483648 bytes",
+    );
+    let mut spec = internet_connector(&["mail1"]);
+    spec.protocol_logging_level = 42;
+    assert_status(
+        client.create_send_connector(spec).await,
+        Code::InvalidArgument,
+        "protocol_logging_level \"42\": unknown or unspecified enumeration value",
+    );
+    let mut spec = internet_connector(&["mail1"]);
+    spec.name = "has space".into();
+    assert_status(
+        client.create_send_connector(spec).await,
+        Code::InvalidArgument,
+        "name \"has space\": names are 1-64 characters of letters, digits, '.', '_' and '-', starting with a letter or digit",
+    );
+
+    let mut spec = inet_connector("mail1");
+    spec.bindings = strings(&["0.0.0.0:25", "mail1.contoso.com:25"]);
+    assert_status(
+        client.create_receive_connector(spec).await,
+        Code::InvalidArgument,
+        "bindings[1] \"mail1.contoso.com:25\": expected ip:port, e.g. 0.0.0.0:25 or [::]:25",
+    );
+    let mut spec = inet_connector("mail1");
+    spec.bindings = vec![];
+    assert_status(
+        client.create_receive_connector(spec).await,
+        Code::InvalidArgument,
+        "bindings: must have at least one entry",
+    );
+    let mut spec = inet_connector("mail1");
+    spec.remote_ip_ranges = strings(&["10.1.0.0/8"]);
+    assert_status(
+        client.create_receive_connector(spec).await,
+        Code::InvalidArgument,
+        "remote_ip_ranges[0] \"10.1.0.0/8\": host bits are set below the /8 prefix; did you mean 10.0.0.0/8?",
+    );
+    let mut spec = inet_connector("mail1");
+    spec.auth_mechanisms = vec![pb::AuthMechanism::None as i32];
+    let status = client.create_receive_connector(spec).await.unwrap_err();
+    assert!(status.message().starts_with("domain_secure_enabled \"true\": Domain Security needs 'tls'"));
+    let spec = inet_connector("mail7");
+    assert_status(
+        client.create_receive_connector(spec).await,
+        Code::InvalidArgument,
+        "edge \"mail7\": no such edge; `dsctl edge list` shows the edges",
+    );
+    assert_eq!(controller.config_version().await, version, "nothing was written");
+}
