@@ -31,8 +31,8 @@ pub async fn connect(credentials: &Path) -> anyhow::Result<AdminClient<Channel>>
             credentials.display()
         )
     })?;
-    let bundle: CredentialBundle =
-        toml::from_str(&text).with_context(|| format!("credentials {} are not a DomainSec credential bundle", credentials.display()))?;
+    let bundle: CredentialBundle = toml::from_str(&text)
+        .with_context(|| format!("credentials {} are not a DomainSec credential bundle", credentials.display()))?;
     if bundle.controllers.is_empty() {
         bail!("credentials {} list no controller address", credentials.display());
     }
@@ -52,10 +52,7 @@ pub async fn connect(credentials: &Path) -> anyhow::Result<AdminClient<Channel>>
             Err(error) => failures.push(format!("{address}: {}", error_chain(&error))),
         }
     }
-    bail!(
-        "cannot reach a controller ({}); is `domainsec-controller serve` running there?",
-        failures.join("; ")
-    )
+    bail!("cannot reach a controller ({}); is `domainsec-controller serve` running there?", failures.join("; "))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -45,10 +45,7 @@ pub fn object<T: Serialize>(format: Format, item: &T, fields: Vec<(&str, String)
 /// Prints a one-line confirmation, or `{"config_version": N, ...}` as JSON.
 pub fn done(format: Format, message: &str, config_version: u64) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::json!({ "result": message, "config_version": config_version })
-        ),
+        Format::Json => println!("{}", serde_json::json!({ "result": message, "config_version": config_version })),
         Format::Table => println!("{message} (config version {config_version})"),
     }
     Ok(())
@@ -86,17 +83,15 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 
 /// Joins a list for a table cell; `-` when empty.
 pub fn join(values: &[String]) -> String {
-    if values.is_empty() {
-        "-".to_owned()
-    } else {
-        values.join(",")
-    }
+    if values.is_empty() { "-".to_owned() } else { values.join(",") }
 }
 
 /// An RFC 3339 UTC time shortened for a table: `2026-11-28 23:20:32Z`.
 pub fn time(rfc3339: &str) -> String {
     match (rfc3339.get(..10), rfc3339.get(11..19)) {
-        (Some(date), Some(clock)) if rfc3339.ends_with("+00:00") || rfc3339.ends_with('Z') => format!("{date} {clock}Z"),
+        (Some(date), Some(clock)) if rfc3339.ends_with("+00:00") || rfc3339.ends_with('Z') => {
+            format!("{date} {clock}Z")
+        }
         _ => rfc3339.to_owned(),
     }
 }

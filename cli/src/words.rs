@@ -140,12 +140,8 @@ pub fn parse_size(input: &str) -> Result<u64, String> {
         "GB" | "G" => 1024 * 1024 * 1024,
         other => return Err(format!("unknown unit {other:?}; use B, KB, MB or GB (e.g. 10MB)")),
     };
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{input:?} is not a size; use e.g. 10MB or 10485760"))?;
-    value
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{input:?} is too large"))
+    let value: u64 = number.parse().map_err(|_| format!("{input:?} is not a size; use e.g. 10MB or 10485760"))?;
+    value.checked_mul(multiplier).ok_or_else(|| format!("{input:?} is too large"))
 }
 
 #[cfg(test)]

@@ -66,11 +66,7 @@ impl Admin {
         } else {
             String::new()
         };
-        Denied {
-            action: action.to_owned(),
-            needed,
-            caller: format!("{:?} has role {}{scope}", self.name, self.role),
-        }
+        Denied { action: action.to_owned(), needed, caller: format!("{:?} has role {}{scope}", self.name, self.role) }
     }
 }
 
@@ -79,11 +75,7 @@ mod tests {
     use super::*;
 
     fn admin(role: Role, edges: &[&str]) -> Admin {
-        Admin {
-            name: "pat".into(),
-            role,
-            edges: edges.iter().map(|e| ObjectName::parse(e).unwrap()).collect(),
-        }
+        Admin { name: "pat".into(), role, edges: edges.iter().map(|e| ObjectName::parse(e).unwrap()).collect() }
     }
 
     fn edge(name: &str) -> ObjectName {
@@ -117,10 +109,7 @@ mod tests {
     fn view_only_may_change_nothing() {
         let viewer = admin(Role::ViewOnly, &[]);
         let denied = viewer.require_org_admin("set transport config").unwrap_err();
-        assert_eq!(
-            denied.to_string(),
-            "set transport config requires role org-admin; \"pat\" has role view-only"
-        );
+        assert_eq!(denied.to_string(), "set transport config requires role org-admin; \"pat\" has role view-only");
         assert!(viewer.require_edges("x", [&edge("mail1")]).is_err());
     }
 }

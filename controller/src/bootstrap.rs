@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use domainsec_model::{credentials::CredentialBundle, ObjectName, Role};
+use domainsec_model::{ObjectName, Role, credentials::CredentialBundle};
 use sqlx::PgPool;
 
 use crate::{
@@ -116,7 +116,11 @@ pub async fn init(pool: &PgPool, state: &StateDir, options: &InitOptions) -> Res
 }
 
 /// Issues another admin credential and records it in the directory.
-pub async fn issue_admin(pool: &PgPool, state: &StateDir, options: &IssueOptions) -> Result<CredentialBundle, BootstrapError> {
+pub async fn issue_admin(
+    pool: &PgPool,
+    state: &StateDir,
+    options: &IssueOptions,
+) -> Result<CredentialBundle, BootstrapError> {
     refuse_existing(&options.out)?;
     match (options.role, options.edges.is_empty()) {
         (Role::ServerAdmin, true) => {
@@ -139,16 +143,12 @@ pub async fn issue_admin(pool: &PgPool, state: &StateDir, options: &IssueOptions
         return Err(BootstrapError::Usage(format!("--days must be from 1 to {MAX_VALIDITY_DAYS}")));
     }
     let organization = db::organization::fetch(pool).await?;
-    let ca = OrgCa::load(
-        &state.read(&state.ca_certificate())?,
-        &state.read(&state.ca_key())?,
-    )?;
+    let ca = OrgCa::load(&state.read(&state.ca_certificate())?, &state.read(&state.ca_key())?)?;
     let mut tx = pool.begin().await.map_err(db::Error::from)?;
     let mut edges = Vec::new();
     for (index, edge) in options.edges.iter().enumerate() {
-        let name = ObjectName::parse(edge).map_err(|e| {
-            db::Error::Invalid(domainsec_model::InvalidField::new(format!("edges[{index}]"), edge, e))
-        })?;
+        let name = ObjectName::parse(edge)
+            .map_err(|e| db::Error::Invalid(domainsec_model::InvalidField::new(format!("edges[{index}]"), edge, e)))?;
         db::edges::resolve(&mut tx, &format!("edges[{index}]"), &name).await?;
         edges.push(name.to_string());
     }
@@ -172,19 +172,12 @@ pub async fn admin_api_tls(
 ) -> Result<crate::grpc::AdminTls, BootstrapError> {
     let organization = db::organization::fetch(pool).await?;
     let ca_certificate_pem = state.read(&state.ca_certificate())?;
-    let current = state
-        .read(&state.admin_api_certificate())
-        .ok()
-        .zip(state.read(&state.admin_api_key()).ok());
+    let current = state.read(&state.admin_api_certificate()).ok().zip(state.read(&state.admin_api_key()).ok());
     if let Some((certificate_pem, key_pem)) = current
         && valid_for_days(&certificate_pem, RENEW_BEFORE_DAYS)
         && admin_hostnames.is_empty()
     {
-        return Ok(crate::grpc::AdminTls {
-            certificate_pem,
-            key_pem,
-            ca_certificate_pem,
-        });
+        return Ok(crate::grpc::AdminTls { certificate_pem, key_pem, ca_certificate_pem });
     }
     let ca = OrgCa::load(&ca_certificate_pem, &state.read(&state.ca_key())?)?;
     let api = ca.issue_admin_api(&organization.name, admin_hostnames)?;
@@ -200,11 +193,7 @@ pub async fn admin_api_tls(
     state_dir::write_file(&state.admin_api_key(), api.key_pem.as_bytes(), state_dir::PRIVATE)?;
     state_dir::write_file(&state.admin_api_certificate(), api.certificate_pem.as_bytes(), state_dir::PUBLIC)?;
     tracing::info!(sha256 = %api.sha256, "issued admin API certificate");
-    Ok(crate::grpc::AdminTls {
-        certificate_pem: api.certificate_pem,
-        key_pem: api.key_pem,
-        ca_certificate_pem,
-    })
+    Ok(crate::grpc::AdminTls { certificate_pem: api.certificate_pem, key_pem: api.key_pem, ca_certificate_pem })
 }
 
 fn valid_for_days(certificate_pem: &str, days: i64) -> bool {

@@ -119,23 +119,13 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 /// Runs one command.
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init {
-            organization,
-            out_admin,
-            admin_name,
-            controllers,
-            common,
-        } => {
+        Command::Init { organization, out_admin, admin_name, controllers, common } => {
             let config = common.resolve()?;
             let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
             let options = InitOptions {
@@ -158,15 +148,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { common } => serve(common.resolve()?).await,
-        Command::AdminCert(AdminCertCommand::Issue {
-            role,
-            name,
-            edges,
-            days,
-            out,
-            controllers,
-            common,
-        }) => {
+        Command::AdminCert(AdminCertCommand::Issue { role, name, edges, days, out, controllers, common }) => {
             let config = common.resolve()?;
             let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
             let options = IssueOptions {
@@ -199,7 +181,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut terminate) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
@@ -211,9 +193,5 @@ async fn wait_for_signal() {
 }
 
 fn default_controllers(given: Vec<String>, config: &Config) -> Vec<String> {
-    if given.is_empty() {
-        vec![config.admin_listen.to_string()]
-    } else {
-        given
-    }
+    if given.is_empty() { vec![config.admin_listen.to_string()] } else { given }
 }

@@ -54,14 +54,9 @@ pub enum ConfigError {
 impl ConfigFile {
     /// Reads and parses a config file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
     }
 }
 
@@ -81,10 +76,7 @@ pub struct Overrides {
 impl Config {
     /// Merges a config file (if any) with command-line overrides; flags win.
     pub fn resolve(file: ConfigFile, overrides: Overrides) -> Result<Self, ConfigError> {
-        let database_url = overrides
-            .database_url
-            .or(file.database_url)
-            .ok_or(ConfigError::MissingDatabaseUrl)?;
+        let database_url = overrides.database_url.or(file.database_url).ok_or(ConfigError::MissingDatabaseUrl)?;
         let mut admin_hostnames = file.admin_hostnames;
         admin_hostnames.extend(overrides.admin_hostnames);
         Ok(Self {
@@ -107,4 +99,33 @@ fn default_state_dir() -> PathBuf {
 
 fn default_max_connections() -> u32 {
     10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_sets_every_field() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/controller.example.toml");
+        let file = ConfigFile::load(&path).unwrap();
+        assert!(file.database_url.is_some() && file.admin_listen.is_some() && file.state_dir.is_some());
+        assert!(file.max_database_connections.is_some());
+        let config = Config::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(config.admin_listen, default_admin_listen());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_unknown_keys_are_refused() {
+        let file: ConfigFile = toml::from_str("database_url = \"postgres://a/b\"").unwrap();
+        let config =
+            Config::resolve(file, Overrides { database_url: Some("postgres://c/d".into()), ..Overrides::default() })
+                .unwrap();
+        assert_eq!(config.database_url, "postgres://c/d");
+        assert!(toml::from_str::<ConfigFile>("database_ur = \"x\"").is_err());
+        assert!(matches!(
+            Config::resolve(ConfigFile::default(), Overrides::default()),
+            Err(ConfigError::MissingDatabaseUrl)
+        ));
+    }
 }

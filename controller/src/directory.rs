@@ -12,8 +12,12 @@ use sqlx::PgPool;
 use crate::{
     authz::{Admin, Denied},
     db::{
-        self, accepted_domains::AcceptedDomain, change::{json, Audit, Change}, edges::Edge,
-        receive_connectors::StoredReceiveConnector, send_connectors::StoredSendConnector,
+        self,
+        accepted_domains::AcceptedDomain,
+        change::{Audit, Change, json},
+        edges::Edge,
+        receive_connectors::StoredReceiveConnector,
+        send_connectors::StoredSendConnector,
     },
 };
 
@@ -223,14 +227,8 @@ impl Directory {
         admin.require_org_admin("create edge")?;
         let mut tx = Change::begin(&self.pool).await?;
         let edge = db::edges::insert(tx.conn(), &name, &fqdn).await?;
-        tx.commit(Audit {
-            admin,
-            action: "edge.create",
-            target: name.to_string(),
-            before: None,
-            after: json(&edge),
-        })
-        .await?;
+        tx.commit(Audit { admin, action: "edge.create", target: name.to_string(), before: None, after: json(&edge) })
+            .await?;
         Ok(edge)
     }
 
@@ -238,10 +236,7 @@ impl Directory {
     pub async fn remove_edge(&self, admin: &Admin, name: ObjectName) -> Result<u64> {
         admin.require_org_admin("remove edge")?;
         let mut tx = Change::begin(&self.pool).await?;
-        let before = db::edges::list(tx.conn())
-            .await?
-            .into_iter()
-            .find(|edge| edge.name == name);
+        let before = db::edges::list(tx.conn()).await?.into_iter().find(|edge| edge.name == name);
         for stored in db::send_connectors::list(tx.conn()).await? {
             if stored.connector.source_edges == [name.clone()] {
                 return Err(InvalidField::new(
@@ -547,10 +542,7 @@ mod tests {
     #[test]
     fn edits_add_and_remove_single_entries() {
         let current = patterns(&["a.com", "b.com"]);
-        let edit = ListEdit::Edit {
-            add: patterns(&["c.com"]),
-            remove: patterns(&["a.com"]),
-        };
+        let edit = ListEdit::Edit { add: patterns(&["c.com"]), remove: patterns(&["a.com"]) };
         assert_eq!(apply_edit("x_list", &current, edit).unwrap(), patterns(&["b.com", "c.com"]));
     }
 

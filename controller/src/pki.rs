@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -57,10 +57,7 @@ impl OrgCa {
         params.not_after = now + Duration::days(CA_VALIDITY_DAYS);
         let certificate = params.self_signed(&key)?;
         let key_pem = key.serialize_pem();
-        let ca = Self {
-            certificate_pem: certificate.pem(),
-            issuer: Issuer::new(params, key),
-        };
+        let ca = Self { certificate_pem: certificate.pem(), issuer: Issuer::new(params, key) };
         Ok((ca, key_pem))
     }
 
@@ -68,10 +65,7 @@ impl OrgCa {
     pub fn load(certificate_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(certificate_pem, key)?;
-        Ok(Self {
-            issuer,
-            certificate_pem: certificate_pem.to_owned(),
-        })
+        Ok(Self { issuer, certificate_pem: certificate_pem.to_owned() })
     }
 
     /// The CA certificate, PEM.
@@ -80,7 +74,13 @@ impl OrgCa {
     }
 
     /// Issues an admin client certificate: CN is the admin's name, OU the role.
-    pub fn issue_admin(&self, organization: &str, admin: &str, role: Role, days: i64) -> Result<IssuedCertificate, PkiError> {
+    pub fn issue_admin(
+        &self,
+        organization: &str,
+        admin: &str,
+        role: Role,
+        days: i64,
+    ) -> Result<IssuedCertificate, PkiError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(organization, admin);
         params.distinguished_name.push(DnType::OrganizationalUnitName, role.as_str());
@@ -136,10 +136,7 @@ fn san(name: &str) -> Result<SanType, PkiError> {
     if let Ok(ip) = name.parse::<IpAddr>() {
         return Ok(SanType::IpAddress(ip));
     }
-    let dns = name
-        .to_owned()
-        .try_into()
-        .map_err(|_| PkiError::BadHostname(name.to_owned()))?;
+    let dns = name.to_owned().try_into().map_err(|_| PkiError::BadHostname(name.to_owned()))?;
     Ok(SanType::DnsName(dns))
 }
 

@@ -21,13 +21,11 @@ pub struct StateDir {
 pub enum StateError {
     /// I/O on a named file.
     #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
     /// `init` found an existing CA key and will not overwrite it.
-    #[error("{path} already exists; this state dir belongs to an initialised controller (use another --state-dir, or remove it if the organization is gone)")]
+    #[error(
+        "{path} already exists; this state dir belongs to an initialised controller (use another --state-dir, or remove it if the organization is gone)"
+    )]
     AlreadyInitialised { path: PathBuf },
     /// `serve` or `admin-cert` found no CA.
     #[error("{path} not found; run `domainsec-controller init` first, or point --state-dir at the directory it wrote")]
@@ -65,15 +63,11 @@ impl StateDir {
         if self.ca_key().exists() {
             return Err(StateError::AlreadyInitialised { path: self.ca_key() });
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.root)
-            .map_err(|source| StateError::Io {
-                action: "create state dir",
-                path: self.root.clone(),
-                source,
-            })
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(|source| StateError::Io {
+            action: "create state dir",
+            path: self.root.clone(),
+            source,
+        })
     }
 
     /// Reads a file that `init` must have written.
@@ -81,11 +75,7 @@ impl StateDir {
         if !path.exists() {
             return Err(StateError::NotInitialised { path: path.to_owned() });
         }
-        fs::read_to_string(path).map_err(|source| StateError::Io {
-            action: "read",
-            path: path.to_owned(),
-            source,
-        })
+        fs::read_to_string(path).map_err(|source| StateError::Io { action: "read", path: path.to_owned(), source })
     }
 
     /// Removes everything `init` wrote, after a failed `init`.
@@ -100,11 +90,7 @@ impl StateDir {
 ///
 /// Keys use mode 0600 from the moment the file exists, never a wider one.
 pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), StateError> {
-    let io = |action, source| StateError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
+    let io = |action, source| StateError::Io { action, path: path.to_owned(), source };
     let temp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -118,9 +104,7 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), StateEr
     fs::rename(&temp, path).map_err(|e| io("rename", e))?;
     if let Some(parent) = path.parent() {
         let dir = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("sync directory of", e))?;
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("sync directory of", e))?;
     }
     Ok(())
 }

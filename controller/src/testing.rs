@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use domainsec_model::{credentials::CredentialBundle, Role};
+use domainsec_model::{Role, credentials::CredentialBundle};
 use proto::admin::admin_client::AdminClient;
 use sqlx::PgPool;
 use tempfile::TempDir;
@@ -34,10 +34,7 @@ pub struct TestController {
 impl TestController {
     /// Initialises organization "Contoso" in `pool`'s database and serves it.
     pub async fn start(pool: PgPool) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("domainsec-test-")
-            .tempdir()
-            .expect("create a temp dir");
+        let dir = tempfile::Builder::new().prefix("domainsec-test-").tempdir().expect("create a temp dir");
         if std::env::var_os("KEEP_TEST_DIRS").is_some() {
             eprintln!("test dir: {}", dir.path().display());
         }
@@ -72,12 +69,7 @@ impl TestController {
                 eprintln!("test controller stopped: {error:#}");
             }
         });
-        Self {
-            address,
-            dir,
-            pool,
-            shutdown,
-        }
+        Self { address, dir, pool, shutdown }
     }
 
     /// The org-admin credential that `init` wrote.
@@ -142,10 +134,7 @@ impl TestController {
 
     /// Number of audit rows.
     pub async fn audit_rows(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM audit_log")
-            .fetch_one(&self.pool)
-            .await
-            .expect("count audit rows")
+        sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&self.pool).await.expect("count audit rows")
     }
 }
 

@@ -5,8 +5,8 @@ use domainsec_model::Role;
 use proto::admin as pb;
 use sqlx::PgPool;
 use tonic::{
-    transport::{Certificate, ClientTlsConfig, Identity},
     Code,
+    transport::{Certificate, ClientTlsConfig, Identity},
 };
 
 use crate::support::assert_status;

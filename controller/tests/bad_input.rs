@@ -13,10 +13,7 @@ async fn domain_lists_name_the_bad_entry_and_the_rule(pool: PgPool) {
     let mut client = controller.org_admin().await;
     let version = controller.config_version().await;
     let cases: [(&[&str], &str); 7] = [
-        (
-            &["woodgrovebank.com", "woodgrove..com"],
-            "tls_send_domain_secure_list[1] \"woodgrove..com\": empty label",
-        ),
+        (&["woodgrovebank.com", "woodgrove..com"], "tls_send_domain_secure_list[1] \"woodgrove..com\": empty label"),
         (
             &["wood grove.com"],
             "tls_send_domain_secure_list[0] \"wood grove.com\": character ' ' is not allowed; labels hold letters, digits and hyphens only",
@@ -37,10 +34,7 @@ async fn domain_lists_name_the_bad_entry_and_the_rule(pool: PgPool) {
             &["woodgrovebank.com", "WOODGROVEBANK.com"],
             "tls_send_domain_secure_list[1] \"WOODGROVEBANK.com\": duplicate of tls_send_domain_secure_list[0] (woodgrovebank.com)",
         ),
-        (
-            &[""],
-            "tls_send_domain_secure_list[0]: empty domain name",
-        ),
+        (&[""], "tls_send_domain_secure_list[0]: empty domain name"),
     ];
     for (values, message) in cases {
         assert_status(

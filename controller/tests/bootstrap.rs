@@ -71,18 +71,43 @@ async fn admin_cert_issue_checks_role_and_scope(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
     let state = path("state");
-    let output = controller(&["init", "--org", "Contoso", "--out-admin", &path("admin.toml"), "--state-dir", &state], &url);
+    let output =
+        controller(&["init", "--org", "Contoso", "--out-admin", &path("admin.toml"), "--state-dir", &state], &url);
     assert!(output.status.success());
 
     let output = controller(
-        &["admin-cert", "issue", "--role", "server-admin", "--name", "ops", "--out", &path("ops.toml"), "--state-dir", &state],
+        &[
+            "admin-cert",
+            "issue",
+            "--role",
+            "server-admin",
+            "--name",
+            "ops",
+            "--out",
+            &path("ops.toml"),
+            "--state-dir",
+            &state,
+        ],
         &url,
     );
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--role server-admin needs --edges"));
 
     let output = controller(
-        &["admin-cert", "issue", "--role", "server-admin", "--name", "ops", "--edges", "mail1", "--out", &path("ops.toml"), "--state-dir", &state],
+        &[
+            "admin-cert",
+            "issue",
+            "--role",
+            "server-admin",
+            "--name",
+            "ops",
+            "--edges",
+            "mail1",
+            "--out",
+            &path("ops.toml"),
+            "--state-dir",
+            &state,
+        ],
         &url,
     );
     assert!(!output.status.success());
@@ -101,13 +126,35 @@ async fn admin_cert_issue_checks_role_and_scope(pool: PgPool) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("expected org-admin, server-admin or view-only"));
 
     let output = controller(
-        &["admin-cert", "issue", "--role", "view-only", "--name", "auditor", "--out", &path("auditor.toml"), "--state-dir", &state],
+        &[
+            "admin-cert",
+            "issue",
+            "--role",
+            "view-only",
+            "--name",
+            "auditor",
+            "--out",
+            &path("auditor.toml"),
+            "--state-dir",
+            &state,
+        ],
         &url,
     );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(mode(&dir.path().join("auditor.toml")), 0o600);
     let output = controller(
-        &["admin-cert", "issue", "--role", "view-only", "--name", "auditor", "--out", &path("auditor.toml"), "--state-dir", &state],
+        &[
+            "admin-cert",
+            "issue",
+            "--role",
+            "view-only",
+            "--name",
+            "auditor",
+            "--out",
+            &path("auditor.toml"),
+            "--state-dir",
+            &state,
+        ],
         &url,
     );
     assert!(!output.status.success());

@@ -28,11 +28,8 @@ async fn the_papers_send_connector_round_trips(pool: PgPool) {
         .await
         .unwrap()
         .into_inner();
-    let read = client
-        .get_send_connector(pb::GetSendConnectorRequest { name: "Internet".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let read =
+        client.get_send_connector(pb::GetSendConnectorRequest { name: "Internet".into() }).await.unwrap().into_inner();
     assert_eq!(read, updated);
     let spec = read.spec.unwrap();
     assert!(spec.domain_secure_enabled);
@@ -67,17 +64,10 @@ async fn the_papers_send_connector_round_trips(pool: PgPool) {
         .spec
         .unwrap();
     assert_eq!(spec.smart_hosts, strings(&["relay.contoso.com:25", "192.0.2.10:2525"]));
-    let listed = client
-        .list_send_connectors(pb::ListSendConnectorsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .send_connectors;
+    let listed =
+        client.list_send_connectors(pb::ListSendConnectorsRequest {}).await.unwrap().into_inner().send_connectors;
     assert_eq!(listed.len(), 1);
-    client
-        .remove_send_connector(pb::RemoveSendConnectorRequest { name: "Internet".into() })
-        .await
-        .unwrap();
+    client.remove_send_connector(pb::RemoveSendConnectorRequest { name: "Internet".into() }).await.unwrap();
     assert_status(
         client.get_send_connector(pb::GetSendConnectorRequest { name: "Internet".into() }).await,
         Code::NotFound,
@@ -113,9 +103,7 @@ async fn duplicate_names_are_refused(pool: PgPool) {
         "accepted domain \"contoso.com\" already exists",
     );
     assert_status(
-        client
-            .create_edge(pb::CreateEdgeRequest { name: "mail1".into(), fqdn: "mail1.contoso.com".into() })
-            .await,
+        client.create_edge(pb::CreateEdgeRequest { name: "mail1".into(), fqdn: "mail1.contoso.com".into() }).await,
         Code::AlreadyExists,
         "edge \"mail1\" already exists",
     );

@@ -15,10 +15,7 @@ async fn view_only_can_read_but_change_nothing(pool: PgPool) {
     add_edges(&mut admin, &["mail1"]).await;
     admin.create_send_connector(internet_connector(&["mail1"])).await.unwrap();
     admin.create_receive_connector(inet_connector("mail1")).await.unwrap();
-    admin
-        .add_accepted_domain(pb::AddAcceptedDomainRequest { domain: "contoso.com".into() })
-        .await
-        .unwrap();
+    admin.add_accepted_domain(pb::AddAcceptedDomainRequest { domain: "contoso.com".into() }).await.unwrap();
     let credentials = controller.issue(Role::ViewOnly, "auditor", &[]).await;
     let mut viewer = controller.client(&credentials).await;
     let version = controller.config_version().await;
@@ -94,9 +91,7 @@ async fn view_only_can_read_but_change_nothing(pool: PgPool) {
         "requires role org-admin",
     );
     assert_refused(
-        viewer
-            .create_edge(pb::CreateEdgeRequest { name: "mail9".into(), fqdn: "mail9.contoso.com".into() })
-            .await,
+        viewer.create_edge(pb::CreateEdgeRequest { name: "mail9".into(), fqdn: "mail9.contoso.com".into() }).await,
         denied,
         "requires role org-admin",
     );

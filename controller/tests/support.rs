@@ -19,9 +19,7 @@ pub fn assert_refused<T: std::fmt::Debug>(result: Result<tonic::Response<T>, Sta
 
 /// A list for "replace" fields.
 pub fn list(values: &[&str]) -> Option<pb::StringList> {
-    Some(pb::StringList {
-        values: values.iter().map(|v| (*v).to_owned()).collect(),
-    })
+    Some(pb::StringList { values: values.iter().map(|v| (*v).to_owned()).collect() })
 }
 
 /// Strings from string slices.
@@ -66,10 +64,7 @@ pub async fn add_edges(
 ) {
     for name in names {
         client
-            .create_edge(pb::CreateEdgeRequest {
-                name: (*name).to_owned(),
-                fqdn: format!("{name}.contoso.com"),
-            })
+            .create_edge(pb::CreateEdgeRequest { name: (*name).to_owned(), fqdn: format!("{name}.contoso.com") })
             .await
             .unwrap();
     }

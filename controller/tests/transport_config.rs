@@ -31,11 +31,7 @@ async fn a_given_list_replaces_the_whole_value(pool: PgPool) {
         .into_inner();
     assert_eq!(second.tls_send_domain_secure_list, strings(&["tailspintoys.com"]));
     assert_eq!(second.config_version, first.config_version + 1);
-    let read = client
-        .get_transport_config(pb::GetTransportConfigRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let read = client.get_transport_config(pb::GetTransportConfigRequest {}).await.unwrap().into_inner();
     assert_eq!(read, second);
     assert!(read.tls_receive_domain_secure_list.is_empty(), "the other list is untouched");
 }
@@ -120,20 +116,11 @@ async fn every_change_bumps_the_version_and_writes_an_audit_row(pool: PgPool) {
         })
         .await
         .unwrap();
-    client
-        .add_accepted_domain(pb::AddAcceptedDomainRequest {
-            domain: "contoso.com".to_owned(),
-        })
-        .await
-        .unwrap();
+    client.add_accepted_domain(pb::AddAcceptedDomainRequest { domain: "contoso.com".to_owned() }).await.unwrap();
     assert_eq!(controller.config_version().await, version + 2);
     assert_eq!(controller.audit_rows().await, rows + 2);
-    let entries = client
-        .list_audit_entries(pb::ListAuditEntriesRequest { limit: 2 })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
+    let entries =
+        client.list_audit_entries(pb::ListAuditEntriesRequest { limit: 2 }).await.unwrap().into_inner().entries;
     assert_eq!(entries.len(), 2);
     let (newest, older) = (&entries[0], &entries[1]);
     assert_eq!(newest.action, "accepted-domain.add");

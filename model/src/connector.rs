@@ -212,9 +212,7 @@ impl ObjectName {
     /// Parses a name.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         let valid_first = input.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let valid_rest = input
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        let valid_rest = input.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if !valid_first || !valid_rest || input.len() > 64 {
             return Err(ValueError::BadName);
         }

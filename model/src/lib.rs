@@ -20,9 +20,9 @@ pub mod net;
 pub mod role;
 pub mod transport;
 
-pub use connector::{ObjectName, ValueError,
-    AuthMechanism, MessageSize, PermissionGroup, ProtocolLoggingLevel, ReceiveConnector, Routing,
-    SendConnector,
+pub use connector::{
+    AuthMechanism, MessageSize, ObjectName, PermissionGroup, ProtocolLoggingLevel, ReceiveConnector, Routing,
+    SendConnector, ValueError,
 };
 pub use domain::{AddressSpace, Domain, DomainError, DomainPattern};
 pub use net::{Binding, IpRange, NetError, SmartHost};
@@ -56,11 +56,7 @@ impl InvalidField {
 
     /// Builds an error for `field` holding `value` that broke `rule`.
     pub fn new(field: impl Into<String>, value: impl Into<String>, rule: impl fmt::Display) -> Self {
-        Self {
-            field: field.into(),
-            value: value.into(),
-            rule: rule.to_string(),
-        }
+        Self { field: field.into(), value: value.into(), rule: rule.to_string() }
     }
 }
 

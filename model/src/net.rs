@@ -114,26 +114,17 @@ impl SmartHost {
             if address.port() == 0 {
                 return Err(NetError::ZeroPort);
             }
-            return Ok(Self {
-                host: SmartHostName::Ip(address.ip()),
-                port: address.port(),
-            });
+            return Ok(Self { host: SmartHostName::Ip(address.ip()), port: address.port() });
         }
         if let Ok(ip) = input.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            return Ok(Self {
-                host: SmartHostName::Ip(ip),
-                port: DEFAULT_SMTP_PORT,
-            });
+            return Ok(Self { host: SmartHostName::Ip(ip), port: DEFAULT_SMTP_PORT });
         }
         let (host, port) = match input.rsplit_once(':') {
             Some((host, port)) => (host, parse_port(port)?),
             None => (input, DEFAULT_SMTP_PORT),
         };
         let name = Domain::parse(host).map_err(NetError::BadHost)?;
-        Ok(Self {
-            host: SmartHostName::Name(name),
-            port,
-        })
+        Ok(Self { host: SmartHostName::Name(name), port })
     }
 
     /// The host to connect to.
@@ -186,10 +177,7 @@ impl IpRange {
         }
         let net: ipnet::IpNet = input.parse().map_err(|_| NetError::RangeSyntax)?;
         if net.trunc() != net {
-            return Err(NetError::HostBitsSet {
-                prefix: net.prefix_len(),
-                network: net.trunc().to_string(),
-            });
+            return Err(NetError::HostBitsSet { prefix: net.prefix_len(), network: net.trunc().to_string() });
         }
         Ok(Self(net))
     }
@@ -265,10 +253,7 @@ mod tests {
         assert_eq!(SmartHost::parse("192.0.2.1").unwrap().to_string(), "192.0.2.1:25");
         assert_eq!(SmartHost::parse("[2001:db8::1]:2525").unwrap().to_string(), "[2001:db8::1]:2525");
         assert_eq!(SmartHost::parse("relay.contoso.com:0"), Err(NetError::ZeroPort));
-        assert_eq!(
-            SmartHost::parse("relay.contoso.com:smtp"),
-            Err(NetError::BadPort { port: "smtp".into() })
-        );
+        assert_eq!(SmartHost::parse("relay.contoso.com:smtp"), Err(NetError::BadPort { port: "smtp".into() }));
         assert!(matches!(SmartHost::parse("relay..com"), Err(NetError::BadHost(_))));
     }
 

@@ -33,20 +33,13 @@ impl Render for AcceptedDomainView {
 }
 
 fn view(domain: pb::AcceptedDomain) -> AcceptedDomainView {
-    AcceptedDomainView {
-        domain: domain.domain,
-        created_at: domain.created_at,
-    }
+    AcceptedDomainView { domain: domain.domain, created_at: domain.created_at }
 }
 
 pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Add { domain } => {
-            let added = context
-                .client
-                .add_accepted_domain(pb::AddAcceptedDomainRequest { domain })
-                .await?
-                .into_inner();
+            let added = context.client.add_accepted_domain(pb::AddAcceptedDomainRequest { domain }).await?.into_inner();
             output::list(context.format, &[view(added)])
         }
         Command::List => {

@@ -40,22 +40,13 @@ impl Render for EdgeView {
 }
 
 fn view(edge: pb::Edge) -> EdgeView {
-    EdgeView {
-        name: edge.name,
-        fqdn: edge.fqdn,
-        state: edge.state,
-        created_at: edge.created_at,
-    }
+    EdgeView { name: edge.name, fqdn: edge.fqdn, state: edge.state, created_at: edge.created_at }
 }
 
 pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Add { name, fqdn } => {
-            let edge = context
-                .client
-                .create_edge(pb::CreateEdgeRequest { name, fqdn })
-                .await?
-                .into_inner();
+            let edge = context.client.create_edge(pb::CreateEdgeRequest { name, fqdn }).await?.into_inner();
             output::list(context.format, &[view(edge)])
         }
         Command::List => {
@@ -63,11 +54,7 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
             output::list(context.format, &edges.into_iter().map(view).collect::<Vec<_>>())
         }
         Command::Remove { name } => {
-            let reply = context
-                .client
-                .remove_edge(pb::RemoveEdgeRequest { name: name.clone() })
-                .await?
-                .into_inner();
+            let reply = context.client.remove_edge(pb::RemoveEdgeRequest { name: name.clone() }).await?.into_inner();
             output::done(context.format, &format!("removed edge {name}"), reply.config_version)
         }
     }

@@ -68,10 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         )
     })?;
     let client = client::connect(&credentials).await?;
-    let mut context = Context {
-        client,
-        format: cli.format,
-    };
+    let mut context = Context { client, format: cli.format };
     match cli.command {
         Command::TransportConfig(command) => transport_config::run(&mut context, command).await,
         Command::AcceptedDomain(command) => accepted_domain::run(&mut context, command).await,
@@ -91,7 +88,9 @@ pub fn describe(error: &anyhow::Error) -> String {
     let code = code_name(status.code());
     let hint = match status.code() {
         tonic::Code::PermissionDenied => "\nhint: ask an org-admin for a credential with that role",
-        tonic::Code::Unauthenticated => "\nhint: the controller does not accept this credential; ask an org-admin for a new one",
+        tonic::Code::Unauthenticated => {
+            "\nhint: the controller does not accept this credential; ask an org-admin for a new one"
+        }
         tonic::Code::Unavailable => "\nhint: is `domainsec-controller serve` running and reachable?",
         _ => "",
     };
@@ -123,9 +122,5 @@ fn code_name(code: tonic::Code) -> &'static str {
 
 /// `a,b` → list; a single empty value (`''`) → empty list, which clears.
 pub fn list_value(values: Vec<String>) -> Vec<String> {
-    if values.len() == 1 && values[0].is_empty() {
-        Vec::new()
-    } else {
-        values
-    }
+    if values.len() == 1 && values[0].is_empty() { Vec::new() } else { values }
 }

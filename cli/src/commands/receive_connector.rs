@@ -4,7 +4,7 @@ use clap::{ArgAction, Args, Subcommand};
 use proto::admin as pb;
 use serde::Serialize;
 
-use super::{list_value, Context};
+use super::{Context, list_value};
 use crate::{
     output::{self, Render},
     words::{self, AuthMechanism, LoggingLevel, PermissionGroup},
@@ -182,9 +182,7 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
                 edge,
                 name,
                 bindings: settings.bindings.map(|values| pb::StringList { values }),
-                remote_ip_ranges: settings
-                    .remote_ip_ranges
-                    .map(|values| pb::StringList { values: list_value(values) }),
+                remote_ip_ranges: settings.remote_ip_ranges.map(|values| pb::StringList { values: list_value(values) }),
                 fqdn: settings.fqdn,
                 auth_mechanisms: enums::<_, pb::AuthMechanism>(&settings.auth_mechanisms),
                 domain_secure_enabled: settings.domain_secure_enabled,
@@ -196,17 +194,13 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
             };
             context.client.update_receive_connector(request).await?.into_inner()
         }
-        Command::Get { name, edge } => context
-            .client
-            .get_receive_connector(pb::GetReceiveConnectorRequest { edge, name })
-            .await?
-            .into_inner(),
+        Command::Get { name, edge } => {
+            context.client.get_receive_connector(pb::GetReceiveConnectorRequest { edge, name }).await?.into_inner()
+        }
         Command::List { edge } => {
             let connectors = context
                 .client
-                .list_receive_connectors(pb::ListReceiveConnectorsRequest {
-                    edge: edge.unwrap_or_default(),
-                })
+                .list_receive_connectors(pb::ListReceiveConnectorsRequest { edge: edge.unwrap_or_default() })
                 .await?
                 .into_inner()
                 .receive_connectors;
@@ -215,10 +209,7 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
         Command::Remove { name, edge } => {
             let reply = context
                 .client
-                .remove_receive_connector(pb::RemoveReceiveConnectorRequest {
-                    edge: edge.clone(),
-                    name: name.clone(),
-                })
+                .remove_receive_connector(pb::RemoveReceiveConnectorRequest { edge: edge.clone(), name: name.clone() })
                 .await?
                 .into_inner();
             return output::done(

@@ -167,11 +167,9 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
             };
             context.client.update_send_connector(request).await?.into_inner()
         }
-        Command::Get { name } => context
-            .client
-            .get_send_connector(pb::GetSendConnectorRequest { name })
-            .await?
-            .into_inner(),
+        Command::Get { name } => {
+            context.client.get_send_connector(pb::GetSendConnectorRequest { name }).await?.into_inner()
+        }
         Command::List => {
             let connectors = context
                 .client

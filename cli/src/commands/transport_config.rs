@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use proto::admin as pb;
 use serde::Serialize;
 
-use super::{list_value, Context};
+use super::{Context, list_value};
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -56,7 +56,9 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
                 && args.add_tls_receive_domain_secure.is_empty()
                 && args.remove_tls_receive_domain_secure.is_empty();
             if nothing {
-                anyhow::bail!("nothing to set; give --tls-send-domain-secure-list, --add-tls-send-domain-secure, … (see --help)");
+                anyhow::bail!(
+                    "nothing to set; give --tls-send-domain-secure-list, --add-tls-send-domain-secure, … (see --help)"
+                );
             }
             let request = pb::SetTransportConfigRequest {
                 tls_send_domain_secure_list: args

@@ -55,10 +55,8 @@ pub async fn insert(conn: &mut PgConnection, credential: &NewAdminCredential<'_>
 
 /// The credential with this certificate fingerprint, if any.
 pub async fn find(pool: &PgPool, sha256: &str) -> Result<Option<AdminCredential>> {
-    Ok(sqlx::query_as(
-        "SELECT name, role, edges, not_after, revoked_at FROM admin_credentials WHERE sha256 = $1",
-    )
-    .bind(sha256)
-    .fetch_optional(pool)
-    .await?)
+    Ok(sqlx::query_as("SELECT name, role, edges, not_after, revoked_at FROM admin_credentials WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(pool)
+        .await?)
 }

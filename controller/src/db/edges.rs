@@ -5,7 +5,7 @@ use domainsec_model::{Domain, InvalidField, ObjectName};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{is_unique_violation, parse_stored, Error, Result};
+use super::{Error, Result, is_unique_violation, parse_stored};
 
 /// An edge as stored.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -21,9 +21,7 @@ pub struct Edge {
 /// All edges by name.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<Edge>> {
     let rows: Vec<(String, String, DateTime<Utc>)> =
-        sqlx::query_as("SELECT name, fqdn, created_at FROM edges ORDER BY name")
-            .fetch_all(conn)
-            .await?;
+        sqlx::query_as("SELECT name, fqdn, created_at FROM edges ORDER BY name").fetch_all(conn).await?;
     rows.into_iter()
         .map(|(name, fqdn, created_at)| {
             Ok(Edge {
@@ -46,27 +44,17 @@ pub async fn insert(conn: &mut PgConnection, name: &ObjectName, fqdn: &Domain) -
             .await
             .map_err(|error| {
                 if is_unique_violation(&error) {
-                    Error::AlreadyExists {
-                        kind: "edge",
-                        name: name.to_string(),
-                    }
+                    Error::AlreadyExists { kind: "edge", name: name.to_string() }
                 } else {
                     error.into()
                 }
             })?;
-    Ok(Edge {
-        name: name.clone(),
-        fqdn: fqdn.clone(),
-        created_at,
-    })
+    Ok(Edge { name: name.clone(), fqdn: fqdn.clone(), created_at })
 }
 
 /// Deletes an edge, its receive connectors and its place in send connectors' sources.
 pub async fn delete(conn: &mut PgConnection, name: &ObjectName) -> Result<()> {
-    let result = sqlx::query("DELETE FROM edges WHERE name = $1")
-        .bind(name.as_str())
-        .execute(conn)
-        .await?;
+    let result = sqlx::query("DELETE FROM edges WHERE name = $1").bind(name.as_str()).execute(conn).await?;
     if result.rows_affected() == 0 {
         return Err(not_found(name));
     }
@@ -93,16 +81,9 @@ pub async fn resolve_all(conn: &mut PgConnection, field: &str, names: &[ObjectNa
 
 /// Error for a reference to an edge that does not exist.
 pub fn unknown(field: &str, name: &ObjectName) -> Error {
-    Error::Invalid(InvalidField::new(
-        field,
-        name.as_str(),
-        "no such edge; `dsctl edge list` shows the edges",
-    ))
+    Error::Invalid(InvalidField::new(field, name.as_str(), "no such edge; `dsctl edge list` shows the edges"))
 }
 
 fn not_found(name: &ObjectName) -> Error {
-    Error::NotFound {
-        kind: "edge",
-        name: name.to_string(),
-    }
+    Error::NotFound { kind: "edge", name: name.to_string() }
 }

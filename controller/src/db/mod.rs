@@ -17,7 +17,7 @@ pub mod transport;
 use std::time::Duration;
 
 use domainsec_model::InvalidField;
-use sqlx::{migrate::Migrator, postgres::PgPoolOptions, PgPool};
+use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
 /// The directory's schema, from `migrations/` at the workspace root.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -48,11 +48,7 @@ pub enum Error {
     Invalid(#[from] InvalidField),
     /// A stored value no longer parses (edited by hand, or a bug).
     #[error("stored {what} {value:?} is invalid: {reason}")]
-    Corrupt {
-        what: &'static str,
-        value: String,
-        reason: String,
-    },
+    Corrupt { what: &'static str, value: String, reason: String },
 }
 
 /// One `Result` for the store.
@@ -75,11 +71,7 @@ pub(crate) fn parse_stored<T, E: std::fmt::Display>(
     value: &str,
     parse: impl Fn(&str) -> std::result::Result<T, E>,
 ) -> Result<T> {
-    parse(value).map_err(|error| Error::Corrupt {
-        what,
-        value: value.to_owned(),
-        reason: error.to_string(),
-    })
+    parse(value).map_err(|error| Error::Corrupt { what, value: value.to_owned(), reason: error.to_string() })
 }
 
 /// [`parse_stored`] for each entry of an array column.
@@ -98,21 +90,16 @@ pub(crate) fn strings<T: ToString>(values: &[T]) -> Vec<String> {
 
 /// True when `error` is a unique-key violation.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::UniqueViolation)
+    error.as_database_error().is_some_and(|e| e.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
 /// A stored message size limit.
 pub(crate) fn stored_size(bytes: i64) -> Result<domainsec_model::MessageSize> {
-    u64::try_from(bytes)
-        .ok()
-        .and_then(|b| domainsec_model::MessageSize::new(b).ok())
-        .ok_or_else(|| Error::Corrupt {
-            what: "message size",
-            value: bytes.to_string(),
-            reason: "out of range".to_owned(),
-        })
+    u64::try_from(bytes).ok().and_then(|b| domainsec_model::MessageSize::new(b).ok()).ok_or_else(|| Error::Corrupt {
+        what: "message size",
+        value: bytes.to_string(),
+        reason: "out of range".to_owned(),
+    })
 }
 
 /// A message size limit for a BIGINT column.

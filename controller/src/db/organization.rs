@@ -25,9 +25,7 @@ pub async fn create(conn: &mut PgConnection, name: &str, ca_certificate_pem: &st
         .bind(ca_certificate_pem)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO transport_config (id) VALUES (1)")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("INSERT INTO transport_config (id) VALUES (1)").execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -38,11 +36,9 @@ pub async fn fetch(pool: &PgPool) -> Result<Organization> {
 }
 
 async fn fetch_optional(conn: &mut PgConnection) -> Result<Option<Organization>> {
-    Ok(
-        sqlx::query_as("SELECT name, ca_certificate_pem, config_version FROM organization WHERE id = 1")
-            .fetch_optional(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as("SELECT name, ca_certificate_pem, config_version FROM organization WHERE id = 1")
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Records a certificate the controller presents.

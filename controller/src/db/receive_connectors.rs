@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{
-    edges, is_unique_violation, parse_stored, parse_stored_all, size_column, stored_size, strings, Error, Result,
+    Error, Result, edges, is_unique_violation, parse_stored, parse_stored_all, size_column, stored_size, strings,
 };
 
 /// A receive connector with its last change time.
@@ -59,11 +59,12 @@ pub async fn fetch(
     lock: bool,
 ) -> Result<StoredReceiveConnector> {
     let lock = if lock { " FOR UPDATE OF c" } else { "" };
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE e.name = $1 AND c.name = $2{lock}")))
-        .bind(edge.as_str())
-        .bind(name.as_str())
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE e.name = $1 AND c.name = $2{lock}")))
+            .bind(edge.as_str())
+            .bind(name.as_str())
+            .fetch_optional(conn)
+            .await?;
     row.ok_or_else(|| not_found(edge, name))?.into_model()
 }
 
@@ -91,10 +92,7 @@ pub async fn insert(conn: &mut PgConnection, connector: &ReceiveConnector) -> Re
     .await
     .map_err(|error| {
         if is_unique_violation(&error) {
-            Error::AlreadyExists {
-                kind: "receive connector",
-                name: format!("{}/{}", connector.edge, connector.name),
-            }
+            Error::AlreadyExists { kind: "receive connector", name: format!("{}/{}", connector.edge, connector.name) }
         } else {
             error.into()
         }
@@ -183,10 +181,7 @@ fn words<T: Copy>(values: &[T], word: impl Fn(T) -> &'static str) -> Vec<String>
 }
 
 fn not_found(edge: &ObjectName, name: &ObjectName) -> Error {
-    Error::NotFound {
-        kind: "receive connector",
-        name: format!("{edge}/{name}"),
-    }
+    Error::NotFound { kind: "receive connector", name: format!("{edge}/{name}") }
 }
 
 impl Row {
@@ -211,9 +206,6 @@ impl Row {
             )?,
             max_message_size: stored_size(self.max_message_size)?,
         };
-        Ok(StoredReceiveConnector {
-            connector,
-            updated_at: self.updated_at,
-        })
+        Ok(StoredReceiveConnector { connector, updated_at: self.updated_at })
     }
 }

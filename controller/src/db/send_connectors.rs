@@ -1,14 +1,12 @@
 //! Send connectors and their source edges.
 
 use chrono::{DateTime, Utc};
-use domainsec_model::{
-    AddressSpace, Domain, ObjectName, ProtocolLoggingLevel, Routing, SendConnector, SmartHost,
-};
+use domainsec_model::{AddressSpace, Domain, ObjectName, ProtocolLoggingLevel, Routing, SendConnector, SmartHost};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{
-    edges, is_unique_violation, parse_stored, parse_stored_all, size_column, stored_size, strings, Error, Result,
+    Error, Result, edges, is_unique_violation, parse_stored, parse_stored_all, size_column, stored_size, strings,
 };
 
 /// A send connector with its last change time.
@@ -41,9 +39,8 @@ const SELECT: &str = "SELECT c.name, c.address_spaces, c.smart_hosts, c.fqdn, c.
 
 /// All send connectors by name.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<StoredSendConnector>> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY c.name")))
-        .fetch_all(conn)
-        .await?;
+    let rows: Vec<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY c.name"))).fetch_all(conn).await?;
     rows.into_iter().map(Row::into_model).collect()
 }
 
@@ -78,10 +75,7 @@ pub async fn insert(conn: &mut PgConnection, connector: &SendConnector) -> Resul
     .await
     .map_err(|error| {
         if is_unique_violation(&error) {
-            Error::AlreadyExists {
-                kind: "send connector",
-                name: connector.name.to_string(),
-            }
+            Error::AlreadyExists { kind: "send connector", name: connector.name.to_string() }
         } else {
             error.into()
         }
@@ -116,10 +110,7 @@ pub async fn update(conn: &mut PgConnection, connector: &SendConnector) -> Resul
 
 /// Removes the named connector.
 pub async fn delete(conn: &mut PgConnection, name: &ObjectName) -> Result<()> {
-    let result = sqlx::query("DELETE FROM send_connectors WHERE name = $1")
-        .bind(name.as_str())
-        .execute(conn)
-        .await?;
+    let result = sqlx::query("DELETE FROM send_connectors WHERE name = $1").bind(name.as_str()).execute(conn).await?;
     if result.rows_affected() == 0 {
         return Err(not_found(name));
     }
@@ -148,10 +139,7 @@ fn smart_hosts(connector: &SendConnector) -> Vec<String> {
 }
 
 fn not_found(name: &ObjectName) -> Error {
-    Error::NotFound {
-        kind: "send connector",
-        name: name.to_string(),
-    }
+    Error::NotFound { kind: "send connector", name: name.to_string() }
 }
 
 impl Row {
@@ -171,9 +159,6 @@ impl Row {
             source_edges: parse_stored_all("edge name", &self.source_edges, ObjectName::parse)?,
             max_message_size: stored_size(self.max_message_size)?,
         };
-        Ok(StoredSendConnector {
-            connector,
-            updated_at: self.updated_at,
-        })
+        Ok(StoredSendConnector { connector, updated_at: self.updated_at })
     }
 }

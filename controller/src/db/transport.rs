@@ -3,7 +3,7 @@
 use domainsec_model::{DomainPattern, TransportConfig};
 use sqlx::PgConnection;
 
-use super::{parse_stored_all, strings, Result};
+use super::{Result, parse_stored_all, strings};
 
 /// Reads the transport config.
 pub async fn fetch(conn: &mut PgConnection) -> Result<TransportConfig> {

@@ -48,13 +48,19 @@ impl AdminApi for AdminService {
         }))
     }
 
-    async fn get_transport_config(&self, request: Request<pb::GetTransportConfigRequest>) -> Reply<pb::TransportConfig> {
+    async fn get_transport_config(
+        &self,
+        request: Request<pb::GetTransportConfigRequest>,
+    ) -> Reply<pb::TransportConfig> {
         self.caller(&request).await?;
         let (config, version) = self.directory.transport_config().await?;
         Ok(Response::new(convert::transport_config(&config, version)))
     }
 
-    async fn set_transport_config(&self, request: Request<pb::SetTransportConfigRequest>) -> Reply<pb::TransportConfig> {
+    async fn set_transport_config(
+        &self,
+        request: Request<pb::SetTransportConfigRequest>,
+    ) -> Reply<pb::TransportConfig> {
         let admin = self.caller(&request).await?;
         let change = convert::transport_change(request.into_inner()).map_err(invalid)?;
         let (config, version) = self.directory.set_transport_config(&admin, change).await?;
@@ -96,7 +102,10 @@ impl AdminApi for AdminService {
         Ok(Response::new(convert::send_connector_reply(&stored, self.version().await?)))
     }
 
-    async fn update_send_connector(&self, request: Request<pb::UpdateSendConnectorRequest>) -> Reply<pb::SendConnector> {
+    async fn update_send_connector(
+        &self,
+        request: Request<pb::UpdateSendConnectorRequest>,
+    ) -> Reply<pb::SendConnector> {
         let admin = self.caller(&request).await?;
         let (name, change) = convert::send_connector_change(request.into_inner()).map_err(invalid)?;
         let stored = self.directory.update_send_connector(&admin, name, change).await?;
@@ -132,7 +141,10 @@ impl AdminApi for AdminService {
         Ok(Response::new(pb::RemoveSendConnectorResponse { config_version }))
     }
 
-    async fn create_receive_connector(&self, request: Request<pb::ReceiveConnectorSpec>) -> Reply<pb::ReceiveConnector> {
+    async fn create_receive_connector(
+        &self,
+        request: Request<pb::ReceiveConnectorSpec>,
+    ) -> Reply<pb::ReceiveConnector> {
         let admin = self.caller(&request).await?;
         let connector = convert::receive_connector(request.into_inner()).map_err(invalid)?;
         let stored = self.directory.create_receive_connector(&admin, connector).await?;
@@ -149,7 +161,10 @@ impl AdminApi for AdminService {
         Ok(Response::new(convert::receive_connector_reply(&stored, self.version().await?)))
     }
 
-    async fn get_receive_connector(&self, request: Request<pb::GetReceiveConnectorRequest>) -> Reply<pb::ReceiveConnector> {
+    async fn get_receive_connector(
+        &self,
+        request: Request<pb::GetReceiveConnectorRequest>,
+    ) -> Reply<pb::ReceiveConnector> {
         self.caller(&request).await?;
         let edge = convert::object_name("edge", &request.get_ref().edge).map_err(invalid)?;
         let name = convert::object_name("name", &request.get_ref().name).map_err(invalid)?;
@@ -169,10 +184,7 @@ impl AdminApi for AdminService {
         let connectors = self.directory.receive_connectors(edge.as_ref()).await?;
         let version = self.version().await?;
         Ok(Response::new(pb::ListReceiveConnectorsResponse {
-            receive_connectors: connectors
-                .iter()
-                .map(|c| convert::receive_connector_reply(c, version))
-                .collect(),
+            receive_connectors: connectors.iter().map(|c| convert::receive_connector_reply(c, version)).collect(),
         }))
     }
 
@@ -198,9 +210,7 @@ impl AdminApi for AdminService {
     async fn list_edges(&self, request: Request<pb::ListEdgesRequest>) -> Reply<pb::ListEdgesResponse> {
         self.caller(&request).await?;
         let edges = self.directory.edges().await?;
-        Ok(Response::new(pb::ListEdgesResponse {
-            edges: edges.iter().map(convert::edge).collect(),
-        }))
+        Ok(Response::new(pb::ListEdgesResponse { edges: edges.iter().map(convert::edge).collect() }))
     }
 
     async fn remove_edge(&self, request: Request<pb::RemoveEdgeRequest>) -> Reply<pb::RemoveEdgeResponse> {
@@ -220,9 +230,7 @@ impl AdminApi for AdminService {
             limit => limit,
         };
         let entries = self.directory.audit(limit).await?;
-        Ok(Response::new(pb::ListAuditEntriesResponse {
-            entries: entries.iter().map(convert::audit_entry).collect(),
-        }))
+        Ok(Response::new(pb::ListAuditEntriesResponse { entries: entries.iter().map(convert::audit_entry).collect() }))
     }
 }
 

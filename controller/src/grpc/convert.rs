@@ -2,16 +2,16 @@
 //! here, once, with errors that name the field.
 
 use domainsec_model::{
-    parse_set, AddressSpace, AuthMechanism, Binding, Domain, DomainPattern, InvalidField, IpRange, MessageSize,
-    ObjectName, PermissionGroup, ProtocolLoggingLevel, ReceiveConnector, Role, Routing, SendConnector, SmartHost,
-    TransportConfig,
+    AddressSpace, AuthMechanism, Binding, Domain, DomainPattern, InvalidField, IpRange, MessageSize, ObjectName,
+    PermissionGroup, ProtocolLoggingLevel, ReceiveConnector, Role, Routing, SendConnector, SmartHost, TransportConfig,
+    parse_set,
 };
 use proto::admin as pb;
 
 use crate::{
     db::{
-        accepted_domains::AcceptedDomain, audit::AuditEntry, edges::Edge,
-        receive_connectors::StoredReceiveConnector, send_connectors::StoredSendConnector,
+        accepted_domains::AcceptedDomain, audit::AuditEntry, edges::Edge, receive_connectors::StoredReceiveConnector,
+        send_connectors::StoredSendConnector,
     },
     directory::{ListEdit, ReceiveConnectorChange, SendConnectorChange, TransportConfigChange},
 };
@@ -82,10 +82,7 @@ pub fn domain(field: &str, value: &str) -> Result<Domain, InvalidField> {
 
 /// Encodes an accepted domain.
 pub fn accepted_domain(domain: &AcceptedDomain) -> pb::AcceptedDomain {
-    pb::AcceptedDomain {
-        domain: domain.domain.to_string(),
-        created_at: domain.created_at.to_rfc3339(),
-    }
+    pb::AcceptedDomain { domain: domain.domain.to_string(), created_at: domain.created_at.to_rfc3339() }
 }
 
 /// Encodes an edge.
@@ -121,11 +118,7 @@ pub fn send_connector_change(
     let name = object_name("name", &request.name)?;
     let routing = match (request.dns_routing, request.smart_hosts) {
         (true, Some(_)) => {
-            return Err(InvalidField::new(
-                "dns_routing",
-                "true",
-                "give either DNS routing or smart hosts, not both",
-            ));
+            return Err(InvalidField::new("dns_routing", "true", "give either DNS routing or smart hosts, not both"));
         }
         (true, None) => Some(Routing::Dns),
         (false, Some(hosts)) if hosts.values.is_empty() => {
@@ -214,10 +207,7 @@ pub fn receive_connector_change(
     let edge = object_name("edge", &request.edge)?;
     let name = object_name("name", &request.name)?;
     let change = ReceiveConnectorChange {
-        bindings: request
-            .bindings
-            .map(|l| parse_set("bindings", &l.values, true, Binding::parse))
-            .transpose()?,
+        bindings: request.bindings.map(|l| parse_set("bindings", &l.values, true, Binding::parse)).transpose()?,
         remote_ip_ranges: request
             .remote_ip_ranges
             .map(|l| parse_set("remote_ip_ranges", &l.values, false, IpRange::parse))
@@ -242,17 +232,9 @@ pub fn receive_connector_reply(stored: &StoredReceiveConnector, version: u64) ->
             bindings: strings(&connector.bindings),
             remote_ip_ranges: strings(&connector.remote_ip_ranges),
             fqdn: connector.fqdn.as_ref().map(ToString::to_string).unwrap_or_default(),
-            auth_mechanisms: connector
-                .auth_mechanisms
-                .iter()
-                .map(|m| auth_mechanism_reply(*m) as i32)
-                .collect(),
+            auth_mechanisms: connector.auth_mechanisms.iter().map(|m| auth_mechanism_reply(*m) as i32).collect(),
             domain_secure_enabled: connector.domain_secure_enabled,
-            permission_groups: connector
-                .permission_groups
-                .iter()
-                .map(|g| permission_group_reply(*g) as i32)
-                .collect(),
+            permission_groups: connector.permission_groups.iter().map(|g| permission_group_reply(*g) as i32).collect(),
             protocol_logging_level: logging_level_reply(connector.protocol_logging_level) as i32,
             max_message_size: connector.max_message_size.bytes(),
         }),
@@ -265,9 +247,8 @@ pub fn receive_connector_reply(stored: &StoredReceiveConnector, version: u64) ->
 
 /// Encodes an audit entry.
 pub fn audit_entry(entry: &AuditEntry) -> pb::AuditEntry {
-    let json = |value: &Option<serde_json::Value>| {
-        value.as_ref().map_or_else(|| "null".to_owned(), ToString::to_string)
-    };
+    let json =
+        |value: &Option<serde_json::Value>| value.as_ref().map_or_else(|| "null".to_owned(), ToString::to_string);
     pb::AuditEntry {
         id: entry.id,
         at: entry.at.to_rfc3339(),

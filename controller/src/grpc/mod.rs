@@ -10,8 +10,8 @@ use domainsec_model::{ObjectName, Role};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{
-    transport::{Certificate, Identity, Server, ServerTlsConfig},
     Status,
+    transport::{Certificate, Identity, Server, ServerTlsConfig},
 };
 use tracing::{error, info};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -40,9 +40,7 @@ pub async fn serve_admin(
         .identity(Identity::from_pem(&tls.certificate_pem, &tls.key_pem))
         .client_ca_root(Certificate::from_pem(&tls.ca_certificate_pem));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<proto::admin::admin_server::AdminServer<AdminService>>()
-        .await;
+    health_reporter.set_serving::<proto::admin::admin_server::AdminServer<AdminService>>().await;
     let incoming = tokio_stream_incoming(listener);
     info!("admin API serving");
     Server::builder()
@@ -80,35 +78,18 @@ pub async fn authenticate<T>(pool: &sqlx::PgPool, request: &tonic::Request<T>) -
     if credential.revoked_at.is_some() {
         return Err(Status::unauthenticated("this credential has been revoked"));
     }
-    let role: Role = credential
-        .role
-        .parse()
-        .map_err(|_| Status::internal("stored credential role is invalid"))?;
+    let role: Role = credential.role.parse().map_err(|_| Status::internal("stored credential role is invalid"))?;
     if certificate_role(leaf.as_ref()).as_deref() != Some(role.as_str()) {
         return Err(Status::unauthenticated("the role in this certificate does not match the directory"));
     }
-    let edges = credential
-        .edges
-        .iter()
-        .filter_map(|e| ObjectName::parse(e).ok())
-        .collect();
-    Ok(Admin {
-        name: credential.name,
-        role,
-        edges,
-    })
+    let edges = credential.edges.iter().filter_map(|e| ObjectName::parse(e).ok()).collect();
+    Ok(Admin { name: credential.name, role, edges })
 }
 
 /// The OU of the certificate's subject, where the controller writes the role.
 fn certificate_role(der: &[u8]) -> Option<String> {
     let (_, certificate) = X509Certificate::from_der(der).ok()?;
-    let role = certificate
-        .subject()
-        .iter_organizational_unit()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_owned();
+    let role = certificate.subject().iter_organizational_unit().next()?.as_str().ok()?.to_owned();
     Some(role)
 }
 

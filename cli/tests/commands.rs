@@ -1,0 +1,178 @@
+//! What an operator types and sees.
+
+use std::path::Path;
+
+use controller::testing::TestController;
+use domainsec_model::Role;
+use sqlx::PgPool;
+
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn dsctl(credentials: Option<&Path>, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dsctl"));
+    command.args(args).env_remove("DSCTL_CREDENTIALS");
+    if let Some(credentials) = credentials {
+        command.arg("--credentials").arg(credentials);
+    }
+    let output = command.output().await.expect("run dsctl");
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+async fn ok(credentials: &Path, args: &[&str]) -> String {
+    let run = dsctl(Some(credentials), args).await;
+    assert!(run.success, "dsctl {args:?} failed: {}", run.stderr);
+    run.stdout
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn the_papers_configuration_through_dsctl(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let admin = controller.org_admin_credentials();
+    // Set-TransportConfig -TLSSendDomainSecureList woodgrovebank.com (and the receive list).
+    let out = ok(
+        &admin,
+        &[
+            "transport-config",
+            "set",
+            "--tls-send-domain-secure-list",
+            "woodgrovebank.com",
+            "--tls-receive-domain-secure-list",
+            "woodgrovebank.com",
+        ],
+    )
+    .await;
+    assert!(out.contains("TLSSendDomainSecureList     woodgrovebank.com"), "{out}");
+    ok(&admin, &["transport-config", "set", "--add-tls-send-domain-secure", "fabrikam.com"]).await;
+    let out = ok(&admin, &["-o", "json", "transport-config", "get"]).await;
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["tls_send_domain_secure_list"], serde_json::json!(["woodgrovebank.com", "fabrikam.com"]));
+    assert_eq!(json["tls_receive_domain_secure_list"], serde_json::json!(["woodgrovebank.com"]));
+    let out = ok(&admin, &["transport-config", "set", "--tls-send-domain-secure-list", ""]).await;
+    assert!(out.contains("TLSSendDomainSecureList     -"), "'' clears: {out}");
+
+    ok(&admin, &["accepted-domain", "add", "contoso.com"]).await;
+    ok(&admin, &["accepted-domain", "add", "*.mail.contoso.com"]).await;
+    let out = ok(&admin, &["accepted-domain", "list"]).await;
+    assert!(out.starts_with("DOMAIN"), "{out}");
+    assert!(out.contains("contoso.com") && out.contains("*.mail.contoso.com"), "{out}");
+
+    ok(&admin, &["edge", "add", "mail1", "--fqdn", "mail1.contoso.com"]).await;
+    ok(
+        &admin,
+        &[
+            "send-connector",
+            "new",
+            "Internet",
+            "--address-spaces",
+            "*",
+            "--dns-routing",
+            "--source-edges",
+            "mail1",
+            "--protocol-logging-level",
+            "verbose",
+        ],
+    )
+    .await;
+    // Set-SendConnector Internet -DomainSecureEnabled:$True
+    let out = ok(&admin, &["send-connector", "set", "Internet", "--domain-secure-enabled", "true"]).await;
+    assert!(out.contains("DomainSecureEnabled   true"), "{out}");
+    // Set-ReceiveConnector Inet -DomainSecureEnabled:$True -AuthMechanism TLS -PermissionGroups Partners
+    ok(
+        &admin,
+        &[
+            "receive-connector",
+            "new",
+            "Inet",
+            "--edge",
+            "mail1",
+            "--bindings",
+            "127.0.0.1:2525",
+            "--domain-secure-enabled",
+            "true",
+            "--auth-mechanism",
+            "TLS",
+            "--permission-groups",
+            "AnonymousUsers,Partners",
+            "--max-message-size",
+            "20MB",
+        ],
+    )
+    .await;
+    let out = ok(&admin, &["receive-connector", "list", "--edge", "mail1"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].contains("127.0.0.1:2525") && lines[1].contains("anonymous-users,partners"), "{out}");
+    assert!(lines[1].contains("20 MB"), "{out}");
+    let out = ok(&admin, &["-o", "json", "send-connector", "list"]).await;
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json[0]["name"], "Internet");
+    assert_eq!(json[0]["domain_secure_enabled"], true);
+    assert_eq!(json[0]["routing"], "dns");
+
+    let out = ok(&admin, &["audit", "--limit", "3"]).await;
+    assert!(out.contains("receive-connector.new"), "{out}");
+    assert!(out.contains("send-connector.set") && out.contains("domain_secure_enabled: false -> true"), "{out}");
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn refusals_say_what_and_why(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let admin = controller.org_admin_credentials();
+    let run = dsctl(
+        Some(&admin),
+        &["transport-config", "set", "--tls-send-domain-secure-list", "woodgrovebank.com,woodgrove..com"],
+    )
+    .await;
+    assert!(!run.success);
+    assert_eq!(
+        run.stderr.trim(),
+        "error: INVALID_ARGUMENT: tls_send_domain_secure_list[1] \"woodgrove..com\": empty label"
+    );
+
+    let viewer = controller.issue(Role::ViewOnly, "auditor", &[]).await;
+    let run = dsctl(Some(&viewer), &["accepted-domain", "add", "contoso.com"]).await;
+    assert!(!run.success);
+    assert!(
+        run.stderr
+            .contains("PERMISSION_DENIED: add accepted domain requires role org-admin; \"auditor\" has role view-only"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: ask an org-admin"), "{}", run.stderr);
+    let out = ok(&viewer, &["whoami"]).await;
+    assert!(out.contains("view-only"), "{out}");
+
+    let run = dsctl(None, &["transport-config", "get"]).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("no credentials: pass --credentials FILE or set DSCTL_CREDENTIALS"), "{}", run.stderr);
+
+    let run = dsctl(Some(&admin), &["transport-config", "set"]).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("nothing to set"), "{}", run.stderr);
+
+    let run = dsctl(Some(&admin), &["send-connector", "new", "X", "--max-message-size", "10XB"]).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("unknown unit \"XB\""), "{}", run.stderr);
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn an_unreachable_controller_is_explained(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let text = std::fs::read_to_string(controller.org_admin_credentials()).unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let moved = text.replace(&controller.address.to_string(), "127.0.0.1:1");
+    let path = controller.dir.path().join("moved.toml");
+    std::fs::write(&path, moved).unwrap();
+    let run = dsctl(Some(&path), &["transport-config", "get"]).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("cannot reach a controller (127.0.0.1:1"), "{}", run.stderr);
+    assert!(run.stderr.contains("is `domainsec-controller serve` running there?"), "{}", run.stderr);
+}

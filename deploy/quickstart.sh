@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# DomainSec quickstart: a controller for "Contoso" on loopback, configured with
+# dsctl the way the white paper's walkthrough configures Exchange.
+#
+#   ./deploy/quickstart.sh          build, start, configure, and leave it running
+#   ./deploy/quickstart.sh stop     stop everything it started and remove its files
+#
+# Everything lives in .quickstart/ in the project; PostgreSQL is found or started
+# by deploy/postgres-local.sh (the database it uses is dropped on stop).
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="$root/.quickstart"
+bin="$root/target/release"
+admin_port="${DOMAINSEC_ADMIN_PORT:-50052}"
+database="domainsec_quickstart"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+server_url() { echo "${1%/*}/$2"; }
+
+stop() {
+  if [ -f "$work/controller.pid" ]; then
+    pid="$(cat "$work/controller.pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid"
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      echo "stopped the controller (pid $pid)"
+    fi
+  fi
+  if [ -f "$work/database-url" ]; then
+    psql "$(cat "$work/database-url")" -qc "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
+    echo "dropped database $database"
+  fi
+  if [ -f "$work/started-postgres" ]; then "$root/deploy/postgres-local.sh" stop; fi
+  rm -rf "$work"
+  echo "quickstart stopped; nothing is left running"
+}
+
+if [ "${1:-}" = stop ]; then stop; exit 0; fi
+
+if [ -f "$work/controller.pid" ] && kill -0 "$(cat "$work/controller.pid")" 2>/dev/null; then
+  echo "The quickstart is already running. Stop it first: ./deploy/quickstart.sh stop"
+  exit 1
+fi
+rm -rf "$work"
+mkdir -p "$work"
+
+step "PostgreSQL"
+had_server=yes
+(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || had_server=no
+server="$("$root/deploy/postgres-local.sh")"
+[ "$had_server" = no ] && [ -z "${DATABASE_URL:-}" ] && touch "$work/started-postgres"
+url="$(server_url "$server" "$database")"
+echo "$server" > "$work/database-url"
+psql "$server" -qc "DROP DATABASE IF EXISTS $database" -c "CREATE DATABASE $database" >/dev/null
+
+step "Build (release)"
+(cd "$root" && cargo build --release --bins)
+
+step "Create the organization (domainsec-controller init)"
+show "$bin/domainsec-controller" init --org Contoso --database-url "$url" \
+  --state-dir "$work/state" --out-admin "$work/admin.toml" --controller "127.0.0.1:$admin_port"
+
+step "Start the controller (domainsec-controller serve)"
+"$bin/domainsec-controller" serve --database-url "$url" --state-dir "$work/state" \
+  --admin-listen "127.0.0.1:$admin_port" > "$work/controller.log" 2>&1 &
+echo $! > "$work/controller.pid"
+export DSCTL_CREDENTIALS="$work/admin.toml"
+deadline=$((SECONDS + 30))
+until "$bin/dsctl" whoami >/dev/null 2>&1; do
+  if ! kill -0 "$(cat "$work/controller.pid")" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+    echo "the controller did not start; its log:"; cat "$work/controller.log"; exit 1
+  fi
+  sleep 0.2
+done
+echo "controller pid $(cat "$work/controller.pid"), admin API on 127.0.0.1:$admin_port, log $work/controller.log"
+dsctl() { show "$bin/dsctl" "$@"; }
+
+step "Accepted domains and edges"
+dsctl accepted-domain add contoso.com
+dsctl accepted-domain add mail.contoso.com
+dsctl edge add mail1 --fqdn mail1.contoso.com
+dsctl edge add mail2 --fqdn mail2.mail.contoso.com
+
+step "Outbound Domain Security: Set-TransportConfig -TLSSendDomainSecureList woodgrovebank.com"
+dsctl transport-config set --tls-send-domain-secure-list woodgrovebank.com
+dsctl send-connector new Internet --address-spaces '*' --dns-routing --source-edges mail1,mail2 \
+  --domain-secure-enabled true --protocol-logging-level verbose
+
+step "Inbound Domain Security: Set-TransportConfig -TLSReceiveDomainSecureList woodgrovebank.com"
+dsctl transport-config set --tls-receive-domain-secure-list woodgrovebank.com
+# Loopback ports here; a real edge binds 0.0.0.0:25.
+for pair in mail1:2525 mail2:2526; do
+  edge="${pair%%:*}"
+  dsctl receive-connector new Inet --edge "$edge" --bindings "127.0.0.1:${pair##*:}" \
+    --domain-secure-enabled true --auth-mechanism tls --permission-groups anonymous-users,partners \
+    --protocol-logging-level verbose
+done
+
+step "Read it back"
+dsctl transport-config get
+dsctl send-connector list
+dsctl receive-connector list
+
+step "A mistake is refused, naming the field and the rule"
+show "$bin/dsctl" transport-config set --add-tls-send-domain-secure woodgrove..com || true
+
+step "The audit log"
+dsctl audit --limit 5
+
+cat <<EOT
+
+DomainSec's controller is running for Contoso.
+  export DSCTL_CREDENTIALS=$work/admin.toml
+  $bin/dsctl transport-config get          # or: -o json
+  $bin/dsctl --help
+Stop everything: ./deploy/quickstart.sh stop
+EOT
