@@ -7,11 +7,12 @@
 # Order: $DATABASE_URL if set; else a server on 127.0.0.1:5432; else the machine's
 # Debian cluster; else a private throwaway cluster under .postgres/ in the project
 # (PostgreSQL's initdb/pg_ctl, run as the `postgres` user when we are root).
+# DOMAINSEC_PG_PORT picks another port; DOMAINSEC_PG_PRIVATE=1 skips the Debian cluster.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="$root/.postgres"
-port=5432
+port="${DOMAINSEC_PG_PORT:-5432}"
 default_url="postgres://postgres@127.0.0.1:$port/postgres"
 
 say() { echo "postgres-local: $*" >&2; }
@@ -66,7 +67,7 @@ if answers; then
   exit 0
 fi
 
-if ls /etc/postgresql/*/main >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null 2>&1; then
+if [ -z "${DOMAINSEC_PG_PRIVATE:-}" ] && ls /etc/postgresql/*/main >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null 2>&1; then
   version="$(ls /etc/postgresql | head -n 1)"
   say "starting the machine's PostgreSQL $version cluster"
   if pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || pg_ctlcluster "$version" main start; then
