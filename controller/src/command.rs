@@ -88,6 +88,15 @@ struct CommonArgs {
     /// Admin API listen address [default: 127.0.0.1:50052].
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
+    /// Edge port listen address [default: 127.0.0.1:50051].
+    #[arg(long)]
+    edge_listen: Option<SocketAddr>,
+    /// Edge-port address for subscription files (repeatable) [default: the --edge-listen address].
+    #[arg(long = "edge-endpoint")]
+    edge_endpoints: Vec<String>,
+    /// This replica's name in fleet status [default: HOSTNAME@EDGE_LISTEN].
+    #[arg(long)]
+    controller_id: Option<String>,
     /// Directory for the CA key and the controller's keys [default: ./domainsec-controller-state].
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -107,6 +116,9 @@ impl CommonArgs {
             Overrides {
                 database_url: self.database_url,
                 admin_listen: self.admin_listen,
+                edge_listen: self.edge_listen,
+                edge_endpoints: self.edge_endpoints,
+                controller_id: self.controller_id,
                 state_dir: self.state_dir,
                 admin_hostnames: self.admin_hostnames,
             },
@@ -167,9 +179,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.admin_listen)
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("bind the admin API to {}", config.admin_listen))?;
+    let edge = tokio::net::TcpListener::bind(config.edge_listen)
+        .await
+        .with_context(|| format!("bind the edge port to {}", config.edge_listen))?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -177,7 +192,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         signal.cancel();
     });
-    controller::run(config, listener, shutdown).await
+    controller::run(config, controller::Listeners { admin, edge }, shutdown).await
 }
 
 async fn wait_for_signal() {

@@ -11,6 +11,13 @@ pub struct Config {
     pub database_url: String,
     /// Where the admin gRPC API listens (mutual TLS).
     pub admin_listen: SocketAddr,
+    /// Where the edge port (subscription and EdgeSync, mutual TLS) listens.
+    pub edge_listen: SocketAddr,
+    /// Edge-port addresses written into subscription files (`host:port`), for
+    /// edges to try in order; defaults to `edge_listen`. List every replica.
+    pub edge_endpoints: Vec<String>,
+    /// This replica's name in fleet status; defaults to `HOST@edge_listen`.
+    pub controller_id: String,
     /// Directory holding the internal CA's key and the controller's own keys (mode 0700).
     pub state_dir: PathBuf,
     /// Extra DNS names or IP addresses for the admin API's certificate, besides
@@ -28,6 +35,13 @@ pub struct ConfigFile {
     pub database_url: Option<String>,
     /// See [`Config::admin_listen`].
     pub admin_listen: Option<SocketAddr>,
+    /// See [`Config::edge_listen`].
+    pub edge_listen: Option<SocketAddr>,
+    /// See [`Config::edge_endpoints`].
+    #[serde(default)]
+    pub edge_endpoints: Vec<String>,
+    /// See [`Config::controller_id`].
+    pub controller_id: Option<String>,
     /// See [`Config::state_dir`].
     pub state_dir: Option<PathBuf>,
     /// See [`Config::admin_hostnames`].
@@ -67,6 +81,12 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// `--admin-listen`.
     pub admin_listen: Option<SocketAddr>,
+    /// `--edge-listen`.
+    pub edge_listen: Option<SocketAddr>,
+    /// `--edge-endpoint` (repeatable).
+    pub edge_endpoints: Vec<String>,
+    /// `--controller-id`.
+    pub controller_id: Option<String>,
     /// `--state-dir`.
     pub state_dir: Option<PathBuf>,
     /// `--admin-hostname` (repeatable).
@@ -79,8 +99,19 @@ impl Config {
         let database_url = overrides.database_url.or(file.database_url).ok_or(ConfigError::MissingDatabaseUrl)?;
         let mut admin_hostnames = file.admin_hostnames;
         admin_hostnames.extend(overrides.admin_hostnames);
+        let edge_listen = overrides.edge_listen.or(file.edge_listen).unwrap_or_else(default_edge_listen);
+        let edge_endpoints = match (overrides.edge_endpoints, file.edge_endpoints) {
+            (flags, _) if !flags.is_empty() => flags,
+            (_, file) if !file.is_empty() => file,
+            _ => vec![edge_listen.to_string()],
+        };
+        let controller_id =
+            overrides.controller_id.or(file.controller_id).unwrap_or_else(|| format!("{}@{edge_listen}", host_name()));
         Ok(Self {
             database_url,
+            edge_listen,
+            edge_endpoints,
+            controller_id,
             admin_listen: overrides.admin_listen.or(file.admin_listen).unwrap_or_else(default_admin_listen),
             state_dir: overrides.state_dir.or(file.state_dir).unwrap_or_else(default_state_dir),
             admin_hostnames,
@@ -91,6 +122,19 @@ impl Config {
 
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50052))
+}
+
+fn default_edge_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+
+/// The machine's host name, for the default controller id.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "controller".to_owned())
 }
 
 fn default_state_dir() -> PathBuf {

@@ -10,12 +10,14 @@
 //! - [`db`]: all SQL; each change one transaction with a version bump and an audit row.
 //! - [`directory`]: the operations, authorised per [`authz`] role.
 //! - [`grpc`]: the admin API over mutual TLS.
+//! - [`edgesync`]: the edge port: subscription and EdgeSync with direct trust.
 
 pub mod authz;
 pub mod bootstrap;
 pub mod config;
 pub mod db;
 pub mod directory;
+pub mod edgesync;
 pub mod fingerprint;
 pub mod grpc;
 pub mod pki;
@@ -28,20 +30,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{config::Config, state_dir::StateDir};
 
-/// Runs the controller on an already bound admin listener until `shutdown`.
-pub async fn run(config: Config, admin_listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The controller's two listeners, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    /// The admin API (dsctl).
+    pub admin: TcpListener,
+    /// The edge port (subscription and EdgeSync).
+    pub edge: TcpListener,
+}
+
+/// Runs the controller on already bound listeners until `shutdown`.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let pool = db::connect(&config.database_url, config.max_database_connections)
         .await
         .context("connect to the directory database")?;
-    serve(pool, &config, admin_listener, shutdown).await
+    serve(pool, &config, listeners, shutdown).await
 }
 
 /// Serves with an existing, migrated pool (tests pass a per-test database here).
 pub async fn serve(
     pool: sqlx::PgPool,
     config: &Config,
-    admin_listener: TcpListener,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
@@ -50,10 +60,21 @@ pub async fn serve(
         .await
         .context("load the admin API's TLS credentials")?;
     let (organization, version) = directory::Directory::new(pool.clone()).organization().await?;
-    tracing::info!(%organization, config_version = version, admin_listen = %admin_listener.local_addr()?, "controller starting");
-    grpc::serve_admin(directory::Directory::new(pool), tls, admin_listener, shutdown)
-        .await
-        .context("serve the admin API")?;
+    let identity = edgesync::ControllerIdentity::load_or_create(&state, &organization)
+        .context("load the edge port's direct-trust certificate")?;
+    tracing::info!(
+        %organization,
+        config_version = version,
+        admin_listen = %listeners.admin.local_addr()?,
+        edge_listen = %listeners.edge.local_addr()?,
+        "controller starting"
+    );
+    let port = edgesync::EdgePort { listener: listeners.edge, identity, controller_id: config.controller_id.clone() };
+    let (handle, edge_task) = edgesync::start(pool.clone(), port, shutdown.clone()).await?;
+    let directory = directory::Directory::new(pool)
+        .with_edge_side(directory::EdgeSide { endpoints: config.edge_endpoints.clone(), handle });
+    grpc::serve_admin(directory, tls, listeners.admin, shutdown).await.context("serve the admin API")?;
+    let _ = edge_task.await;
     tracing::info!("controller stopped");
     Ok(())
 }

@@ -58,6 +58,16 @@ impl StateDir {
         self.root.join("admin-api.pem")
     }
 
+    /// The edge port's direct-trust key.
+    pub fn edge_sync_key(&self) -> PathBuf {
+        self.root.join("edge-sync.key")
+    }
+
+    /// The edge port's direct-trust certificate (self-signed).
+    pub fn edge_sync_certificate(&self) -> PathBuf {
+        self.root.join("edge-sync.pem")
+    }
+
     /// Creates the directory (0700) if missing; refuses if a CA key is already there.
     pub fn create_fresh(&self) -> Result<(), StateError> {
         if self.ca_key().exists() {

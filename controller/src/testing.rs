@@ -24,6 +24,8 @@ use crate::{
 pub struct TestController {
     /// The admin API address.
     pub address: SocketAddr,
+    /// The edge port address.
+    pub edge_address: SocketAddr,
     /// The per-test directory (state dir, credential files).
     pub dir: TempDir,
     /// The test's database.
@@ -40,6 +42,8 @@ impl TestController {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
+        let edge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let edge_address = edge_listener.local_addr().expect("local address");
         let state = StateDir::new(dir.path().join("state"));
         bootstrap::init(
             &pool,
@@ -57,6 +61,9 @@ impl TestController {
         let config = Config {
             database_url: String::new(),
             admin_listen: address,
+            edge_listen: edge_address,
+            edge_endpoints: vec![edge_address.to_string()],
+            controller_id: format!("test@{edge_address}"),
             state_dir: dir.path().join("state"),
             admin_hostnames: Vec::new(),
             max_database_connections: 5,
@@ -65,11 +72,12 @@ impl TestController {
         let token = shutdown.clone();
         let serve_pool = pool.clone();
         tokio::spawn(async move {
-            if let Err(error) = crate::serve(serve_pool, &config, listener, token).await {
+            let listeners = crate::Listeners { admin: listener, edge: edge_listener };
+            if let Err(error) = crate::serve(serve_pool, &config, listeners, token).await {
                 eprintln!("test controller stopped: {error:#}");
             }
         });
-        Self { address, dir, pool, shutdown }
+        Self { address, edge_address, dir, pool, shutdown }
     }
 
     /// The org-admin credential that `init` wrote.

@@ -41,3 +41,36 @@ impl fmt::Debug for CredentialBundle {
             .finish_non_exhaustive()
     }
 }
+
+/// A one-time subscription file, written by `dsctl edge new-subscription` and read
+/// by `domainsec-edge subscribe`. It holds a secret: mode 0600, use once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionFile {
+    /// The organization's name.
+    pub organization: String,
+    /// The edge this file subscribes.
+    pub edge: String,
+    /// The edge's internet FQDN.
+    pub fqdn: String,
+    /// Controller edge-port addresses (`host:port`), tried in order.
+    pub endpoints: Vec<String>,
+    /// SHA-256 (hex) of the controllers' direct-trust certificates: the only
+    /// certificates the edge accepts from a controller.
+    pub controller_sha256: Vec<String>,
+    /// The one-time secret.
+    pub secret: String,
+    /// When the secret expires (RFC 3339).
+    pub expires_at: String,
+}
+
+impl fmt::Debug for SubscriptionFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionFile")
+            .field("edge", &self.edge)
+            .field("endpoints", &self.endpoints)
+            .field("expires_at", &self.expires_at)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}

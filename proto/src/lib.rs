@@ -2,8 +2,52 @@
 //!
 //! # Layout
 //! - [`admin`]: the controller's admin API, spoken by `dsctl`.
+//! - [`edge`]: subscription and EdgeSync between the controller and edges.
 
 /// The controller's admin API (`domainsec.admin.v1`).
 pub mod admin {
     tonic::include_proto!("domainsec.admin.v1");
+}
+
+/// Subscription and EdgeSync (`domainsec.edge.v1`).
+pub mod edge {
+    tonic::include_proto!("domainsec.edge.v1");
+
+    use std::collections::BTreeMap;
+
+    use prost::Message;
+
+    /// A short digest of each section of a snapshot, so the controller can tell
+    /// which parts of an edge's configuration differ (`dsctl edge test-sync`).
+    /// Both sides compute it from the same protobuf encoding.
+    pub fn section_digests(snapshot: &Snapshot) -> BTreeMap<String, String> {
+        let sections = [
+            ("edge", Snapshot { edge: snapshot.edge.clone(), ..Snapshot::default() }),
+            (
+                "transport_config",
+                Snapshot { transport_config: snapshot.transport_config.clone(), ..Snapshot::default() },
+            ),
+            (
+                "accepted_domains",
+                Snapshot { accepted_domains: snapshot.accepted_domains.clone(), ..Snapshot::default() },
+            ),
+            ("send_connectors", Snapshot { send_connectors: snapshot.send_connectors.clone(), ..Snapshot::default() }),
+            (
+                "receive_connectors",
+                Snapshot { receive_connectors: snapshot.receive_connectors.clone(), ..Snapshot::default() },
+            ),
+            (
+                "controller_certificates",
+                Snapshot { controller_certificates: snapshot.controller_certificates.clone(), ..Snapshot::default() },
+            ),
+        ];
+        sections
+            .into_iter()
+            .map(|(name, section)| {
+                let digest = ring::digest::digest(&ring::digest::SHA256, &section.encode_to_vec());
+                let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+                (name.to_owned(), hex)
+            })
+            .collect()
+    }
 }

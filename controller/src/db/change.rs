@@ -5,17 +5,18 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::{Error, Result};
-use crate::authz::Admin;
-
 /// An open change. Dropping it without [`Change::commit`] rolls everything back.
 pub struct Change {
     tx: Transaction<'static, Postgres>,
+    edges_changed: bool,
 }
 
 /// What the audit log records about a change.
 pub struct Audit<'a> {
-    /// Who made it.
-    pub admin: &'a Admin,
+    /// Who made it: an admin's name, or `edge:NAME` for a subscription.
+    pub actor: &'a str,
+    /// The actor's role word (`org-admin`, …, or `edge`).
+    pub actor_role: &'a str,
     /// Verb, e.g. `send-connector.set`.
     pub action: &'static str,
     /// The object, e.g. the connector's name.
@@ -37,12 +38,18 @@ impl Change {
         if version.is_none() {
             return Err(Error::NoOrganization);
         }
-        Ok(Self { tx })
+        Ok(Self { tx, edges_changed: false })
     }
 
     /// The transaction's connection, for the table modules.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// Marks that the set of trusted edge certificates changes, so every controller
+    /// reloads it (and cuts off removed edges) when this change commits.
+    pub fn edges_changed(&mut self) {
+        self.edges_changed = true;
     }
 
     /// Bumps the version, writes the audit row, tells listening controllers, commits.
@@ -57,8 +64,8 @@ impl Change {
             "INSERT INTO audit_log (actor, actor_role, action, target, config_version, before, after)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(&audit.admin.name)
-        .bind(audit.admin.role.as_str())
+        .bind(audit.actor)
+        .bind(audit.actor_role)
         .bind(audit.action)
         .bind(&audit.target)
         .bind(version)
@@ -71,6 +78,9 @@ impl Change {
             .bind(version.to_string())
             .execute(&mut *self.tx)
             .await?;
+        if self.edges_changed {
+            sqlx::query("SELECT pg_notify('domainsec_edges', '')").execute(&mut *self.tx).await?;
+        }
         self.tx.commit().await?;
         Ok(u64::try_from(version).unwrap_or_default())
     }

@@ -16,18 +16,23 @@ pub struct Edge {
     pub fqdn: Domain,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
+    /// SHA-256 of its direct-trust certificate, once subscribed.
+    pub certificate_sha256: Option<String>,
 }
 
 /// All edges by name.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<Edge>> {
-    let rows: Vec<(String, String, DateTime<Utc>)> =
-        sqlx::query_as("SELECT name, fqdn, created_at FROM edges ORDER BY name").fetch_all(conn).await?;
+    let rows: Vec<(String, String, DateTime<Utc>, Option<String>)> =
+        sqlx::query_as("SELECT name, fqdn, created_at, certificate_sha256 FROM edges ORDER BY name")
+            .fetch_all(conn)
+            .await?;
     rows.into_iter()
-        .map(|(name, fqdn, created_at)| {
+        .map(|(name, fqdn, created_at, certificate_sha256)| {
             Ok(Edge {
                 name: parse_stored("edge name", &name, ObjectName::parse)?,
                 fqdn: parse_stored("edge fqdn", &fqdn, Domain::parse)?,
                 created_at,
+                certificate_sha256,
             })
         })
         .collect()
@@ -49,7 +54,7 @@ pub async fn insert(conn: &mut PgConnection, name: &ObjectName, fqdn: &Domain) -
                     error.into()
                 }
             })?;
-    Ok(Edge { name: name.clone(), fqdn: fqdn.clone(), created_at })
+    Ok(Edge { name: name.clone(), fqdn: fqdn.clone(), created_at, certificate_sha256: None })
 }
 
 /// Deletes an edge, its receive connectors and its place in send connectors' sources.

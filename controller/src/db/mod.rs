@@ -12,6 +12,8 @@ pub mod edges;
 pub mod organization;
 pub mod receive_connectors;
 pub mod send_connectors;
+pub mod subscriptions;
+pub mod sync_state;
 pub mod transport;
 
 use std::time::Duration;
@@ -46,6 +48,9 @@ pub enum Error {
     /// A value refers to something that does not exist, or breaks a cross-row rule.
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    /// A subscription that cannot be redeemed (reused, expired, wrong secret).
+    #[error("{0}")]
+    Refused(String),
     /// A stored value no longer parses (edited by hand, or a bug).
     #[error("stored {what} {value:?} is invalid: {reason}")]
     Corrupt { what: &'static str, value: String, reason: String },

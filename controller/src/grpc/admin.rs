@@ -220,6 +220,50 @@ impl AdminApi for AdminService {
         Ok(Response::new(pb::RemoveEdgeResponse { config_version }))
     }
 
+    async fn new_subscription(&self, request: Request<pb::NewSubscriptionRequest>) -> Reply<pb::Subscription> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let name = convert::object_name("name", &request.name).map_err(invalid)?;
+        let fqdn = match request.fqdn.as_str() {
+            "" => None,
+            fqdn => Some(convert::domain("fqdn", fqdn).map_err(invalid)?),
+        };
+        let expires = match request.expires_in_seconds {
+            0 => DEFAULT_SUBSCRIPTION_LIFETIME,
+            seconds => std::time::Duration::from_secs(seconds),
+        };
+        let subscription = self.directory.new_subscription(&admin, name, fqdn, expires).await?;
+        Ok(Response::new(convert::subscription(subscription)))
+    }
+
+    async fn fleet_status(&self, request: Request<pb::FleetStatusRequest>) -> Reply<pb::FleetStatusResponse> {
+        self.caller(&request).await?;
+        let (version, entries) = self.directory.fleet_status().await?;
+        Ok(Response::new(convert::fleet_status(version, entries)))
+    }
+
+    async fn sync_edges(&self, request: Request<pb::SyncEdgesRequest>) -> Reply<pb::SyncEdgesResponse> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let names = convert::edge_names(&request.names).map_err(invalid)?;
+        if names.is_some() == request.all {
+            return Err(Status::invalid_argument("names: give edge names or all, not both and not neither"));
+        }
+        let timeout = match request.timeout_seconds {
+            0 => std::time::Duration::from_secs(10),
+            seconds => std::time::Duration::from_secs(u64::from(seconds.min(300))),
+        };
+        let (version, outcomes) = self.directory.sync_edges(&admin, names, timeout).await?;
+        Ok(Response::new(convert::sync_results(version, outcomes)))
+    }
+
+    async fn test_edge_sync(&self, request: Request<pb::TestEdgeSyncRequest>) -> Reply<pb::TestEdgeSyncResponse> {
+        self.caller(&request).await?;
+        let names = convert::edge_names(&request.get_ref().names).map_err(invalid)?;
+        let (version, tests) = self.directory.test_edge_sync(names).await?;
+        Ok(Response::new(convert::sync_tests(version, tests)))
+    }
+
     async fn list_audit_entries(
         &self,
         request: Request<pb::ListAuditEntriesRequest>,
@@ -235,3 +279,4 @@ impl AdminApi for AdminService {
 }
 
 const DEFAULT_AUDIT_LIMIT: u32 = 50;
+const DEFAULT_SUBSCRIPTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);

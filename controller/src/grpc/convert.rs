@@ -91,7 +91,8 @@ pub fn edge(edge: &Edge) -> pb::Edge {
         name: edge.name.to_string(),
         fqdn: edge.fqdn.to_string(),
         created_at: edge.created_at.to_rfc3339(),
-        state: "pending".to_owned(),
+        state: if edge.certificate_sha256.is_some() { "subscribed" } else { "pending" }.to_owned(),
+        certificate_sha256: edge.certificate_sha256.clone().unwrap_or_default(),
     }
 }
 
@@ -377,4 +378,95 @@ fn unknown_enum(field: &str, value: i32) -> InvalidField {
 
 fn strings<T: ToString>(values: &[T]) -> Vec<String> {
     values.iter().map(ToString::to_string).collect()
+}
+
+// --- edges and fleet ---
+
+/// Encodes a new subscription.
+pub fn subscription(subscription: crate::directory::NewSubscription) -> pb::Subscription {
+    pb::Subscription {
+        organization: subscription.organization,
+        edge: subscription.edge,
+        fqdn: subscription.fqdn,
+        endpoints: subscription.endpoints,
+        controller_sha256: subscription.controller_sha256,
+        secret: subscription.secret,
+        expires_at: subscription.expires_at.to_rfc3339(),
+    }
+}
+
+/// Encodes fleet status.
+pub fn fleet_status(version: u64, entries: Vec<crate::directory::FleetEntry>) -> pb::FleetStatusResponse {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let number = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or_default();
+    pb::FleetStatusResponse {
+        current_version: version,
+        edges: entries
+            .into_iter()
+            .map(|entry| {
+                let state = entry.row.state;
+                pb::EdgeStatus {
+                    name: entry.row.name,
+                    fqdn: entry.row.fqdn,
+                    state: if entry.row.subscribed { "subscribed" } else { "pending" }.to_owned(),
+                    connected: entry.connected,
+                    connected_since: if entry.connected { time(state.connected_since) } else { String::new() },
+                    controller: if entry.connected { state.controller.unwrap_or_default() } else { String::new() },
+                    version_sent: number(state.last_version_sent),
+                    version_acked: number(state.last_version_acked),
+                    nack_version: number(state.last_nack_version),
+                    nack_reason: state.last_nack_reason.unwrap_or_default(),
+                    last_heartbeat: time(state.last_heartbeat_at),
+                    counters: state.counters.map(|c| c.0.into_iter().collect()).unwrap_or_default(),
+                    queue_length: number(state.queue_length),
+                    last_seen: time(state.last_seen_at),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Encodes a forced sync's results.
+pub fn sync_results(version: u64, outcomes: Vec<(String, crate::directory::EdgeSyncOutcome)>) -> pb::SyncEdgesResponse {
+    use crate::directory::EdgeSyncOutcome;
+    pb::SyncEdgesResponse {
+        version,
+        results: outcomes
+            .into_iter()
+            .map(|(edge, outcome)| {
+                let (outcome, version_acked, reason) = match outcome {
+                    EdgeSyncOutcome::Acked(v) => ("acked", v, String::new()),
+                    EdgeSyncOutcome::Nacked(v, reason) => ("nacked", v, reason),
+                    EdgeSyncOutcome::NotConnected => ("not-connected", 0, String::new()),
+                    EdgeSyncOutcome::Timeout => ("timeout", 0, String::new()),
+                };
+                pb::EdgeSyncResult { edge, outcome: outcome.to_owned(), version_acked, reason }
+            })
+            .collect(),
+    }
+}
+
+/// Encodes sync tests.
+pub fn sync_tests(version: u64, tests: Vec<crate::directory::EdgeSyncTest>) -> pb::TestEdgeSyncResponse {
+    pb::TestEdgeSyncResponse {
+        current_version: version,
+        edges: tests
+            .into_iter()
+            .map(|t| pb::EdgeSyncTest {
+                edge: t.edge,
+                in_sync: t.in_sync,
+                version_acked: t.version_acked,
+                differing_sections: t.differing_sections,
+                detail: t.detail,
+            })
+            .collect(),
+    }
+}
+
+/// Parses optional edge names (`names[i]`); empty means all.
+pub fn edge_names(names: &[String]) -> Result<Option<Vec<ObjectName>>, InvalidField> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    parse_set("names", names, true, ObjectName::parse).map(Some)
 }

@@ -21,10 +21,15 @@ use crate::{
     },
 };
 
+mod edges;
+
+pub use edges::{EdgeSide, EdgeSyncOutcome, EdgeSyncTest, FleetEntry, NewSubscription};
+
 /// The directory, shared by every request.
 #[derive(Clone)]
 pub struct Directory {
     pool: PgPool,
+    edge_side: Option<EdgeSide>,
 }
 
 /// Why an operation failed.
@@ -116,7 +121,13 @@ pub struct ReceiveConnectorChange {
 impl Directory {
     /// A directory over `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, edge_side: None }
+    }
+
+    /// Adds the edge port's handles (subscriptions, fleet status, forced sync).
+    pub fn with_edge_side(mut self, edge_side: EdgeSide) -> Self {
+        self.edge_side = Some(edge_side);
+        self
     }
 
     /// The pool, for callers that read directly (authentication).
@@ -164,7 +175,8 @@ impl Directory {
         db::transport::store(tx.conn(), &after).await?;
         let version = tx
             .commit(Audit {
-                admin,
+                actor: &admin.name,
+                actor_role: admin.role.as_str(),
                 action: "transport-config.set",
                 target: "transport-config".to_owned(),
                 before: json(&before),
@@ -188,7 +200,8 @@ impl Directory {
         let mut tx = Change::begin(&self.pool).await?;
         let added = db::accepted_domains::insert(tx.conn(), &domain).await?;
         tx.commit(Audit {
-            admin,
+            actor: &admin.name,
+            actor_role: admin.role.as_str(),
             action: "accepted-domain.add",
             target: domain.to_string(),
             before: None,
@@ -205,7 +218,8 @@ impl Directory {
         db::accepted_domains::delete(tx.conn(), &domain).await?;
         Ok(tx
             .commit(Audit {
-                admin,
+                actor: &admin.name,
+                actor_role: admin.role.as_str(),
                 action: "accepted-domain.remove",
                 target: domain.to_string(),
                 before: json(&domain),
@@ -227,8 +241,15 @@ impl Directory {
         admin.require_org_admin("create edge")?;
         let mut tx = Change::begin(&self.pool).await?;
         let edge = db::edges::insert(tx.conn(), &name, &fqdn).await?;
-        tx.commit(Audit { admin, action: "edge.create", target: name.to_string(), before: None, after: json(&edge) })
-            .await?;
+        tx.commit(Audit {
+            actor: &admin.name,
+            actor_role: admin.role.as_str(),
+            action: "edge.create",
+            target: name.to_string(),
+            before: None,
+            after: json(&edge),
+        })
+        .await?;
         Ok(edge)
     }
 
@@ -252,15 +273,23 @@ impl Directory {
             }
         }
         db::edges::delete(tx.conn(), &name).await?;
-        Ok(tx
+        tx.edges_changed();
+        let version = tx
             .commit(Audit {
-                admin,
+                actor: &admin.name,
+                actor_role: admin.role.as_str(),
                 action: "edge.remove",
                 target: name.to_string(),
                 before: before.as_ref().and_then(json),
                 after: None,
             })
-            .await?)
+            .await?;
+        // Cut this replica's stream now; the others follow on the notification.
+        if let Some(side) = &self.edge_side {
+            side.handle.trusted.forget_edge(name.as_str());
+            side.handle.fleet.retain(|edge| edge != name.as_str());
+        }
+        Ok(version)
     }
 
     // --- send connectors ---
@@ -286,7 +315,8 @@ impl Directory {
         db::send_connectors::insert(tx.conn(), &connector).await?;
         let stored = db::send_connectors::fetch(tx.conn(), &connector.name, false).await?;
         tx.commit(Audit {
-            admin,
+            actor: &admin.name,
+            actor_role: admin.role.as_str(),
             action: "send-connector.new",
             target: connector.name.to_string(),
             before: None,
@@ -315,7 +345,8 @@ impl Directory {
         db::send_connectors::update(tx.conn(), &after).await?;
         let stored = db::send_connectors::fetch(tx.conn(), &name, false).await?;
         tx.commit(Audit {
-            admin,
+            actor: &admin.name,
+            actor_role: admin.role.as_str(),
             action: "send-connector.set",
             target: name.to_string(),
             before: json(&before),
@@ -334,7 +365,8 @@ impl Directory {
         db::send_connectors::delete(tx.conn(), &name).await?;
         Ok(tx
             .commit(Audit {
-                admin,
+                actor: &admin.name,
+                actor_role: admin.role.as_str(),
                 action: "send-connector.remove",
                 target: name.to_string(),
                 before: json(&before),
@@ -373,7 +405,8 @@ impl Directory {
         db::receive_connectors::insert(tx.conn(), &connector).await?;
         let stored = db::receive_connectors::fetch(tx.conn(), &connector.edge, &connector.name, false).await?;
         tx.commit(Audit {
-            admin,
+            actor: &admin.name,
+            actor_role: admin.role.as_str(),
             action: "receive-connector.new",
             target: format!("{}/{}", connector.edge, connector.name),
             before: None,
@@ -400,7 +433,8 @@ impl Directory {
         db::receive_connectors::update(tx.conn(), &after).await?;
         let stored = db::receive_connectors::fetch(tx.conn(), &edge, &name, false).await?;
         tx.commit(Audit {
-            admin,
+            actor: &admin.name,
+            actor_role: admin.role.as_str(),
             action: "receive-connector.set",
             target: format!("{edge}/{name}"),
             before: json(&before),
@@ -418,7 +452,8 @@ impl Directory {
         db::receive_connectors::delete(tx.conn(), &edge, &name).await?;
         Ok(tx
             .commit(Audit {
-                admin,
+                actor: &admin.name,
+                actor_role: admin.role.as_str(),
                 action: "receive-connector.remove",
                 target: format!("{edge}/{name}"),
                 before: json(&before),

@@ -1,0 +1,110 @@
+//! One-time edge subscriptions: issued by an admin, redeemed once by the edge.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Error, Result};
+
+/// Replaces any earlier subscription of the edge with a new one.
+pub async fn issue(
+    conn: &mut PgConnection,
+    edge_id: Uuid,
+    secret_sha256: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO edge_subscriptions (edge_id, secret_sha256, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (edge_id) DO UPDATE SET secret_sha256 = $2, expires_at = $3, created_at = now(), used_at = NULL",
+    )
+    .bind(edge_id)
+    .bind(secret_sha256)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The edge a subscription registered.
+#[derive(Debug, Clone)]
+pub struct Redeemed {
+    /// Edge id.
+    pub edge_id: Uuid,
+    /// Edge FQDN.
+    pub fqdn: String,
+}
+
+/// Redeems the edge's subscription with `secret_sha256`, registering the
+/// certificate. Every refusal changes nothing and says why.
+pub async fn redeem(
+    conn: &mut PgConnection,
+    edge: &str,
+    secret_sha256: &str,
+    certificate_sha256: &str,
+    certificate_pem: &str,
+) -> Result<Redeemed> {
+    let row: Option<(Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>)> = sqlx::query_as(
+        "SELECT e.id, e.fqdn, s.secret_sha256, s.expires_at, s.used_at, e.certificate_sha256
+         FROM edges e JOIN edge_subscriptions s ON s.edge_id = e.id
+         WHERE e.name = $1 FOR UPDATE OF s, e",
+    )
+    .bind(edge)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((edge_id, fqdn, expected, expires_at, used_at, registered)) = row else {
+        return Err(Error::Refused(format!(
+            "no subscription for edge {edge:?}; create one with `dsctl edge new-subscription {edge}`"
+        )));
+    };
+    if !constant_time_eq(expected.as_bytes(), secret_sha256.as_bytes()) {
+        return Err(Error::Refused(
+            "the subscription secret does not match; use the file `dsctl edge new-subscription` wrote".to_owned(),
+        ));
+    }
+    if let Some(used_at) = used_at {
+        return Err(Error::Refused(format!(
+            "this subscription was already used at {}; create a new one with `dsctl edge new-subscription {edge}`",
+            used_at.to_rfc3339()
+        )));
+    }
+    if expires_at <= Utc::now() {
+        return Err(Error::Refused(format!(
+            "this subscription expired at {}; create a new one with `dsctl edge new-subscription {edge}`",
+            expires_at.to_rfc3339()
+        )));
+    }
+    if registered.is_some() {
+        return Err(Error::Refused(format!(
+            "edge {edge:?} is already subscribed; remove it with `dsctl edge remove {edge}` to subscribe it again"
+        )));
+    }
+    let taken: Option<String> = sqlx::query_scalar("SELECT name FROM edges WHERE certificate_sha256 = $1")
+        .bind(certificate_sha256)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(other) = taken {
+        return Err(Error::Refused(format!("this certificate is already registered for edge {other:?}")));
+    }
+    sqlx::query("UPDATE edge_subscriptions SET used_at = now() WHERE edge_id = $1")
+        .bind(edge_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE edges SET certificate_sha256 = $2, certificate_pem = $3, subscribed_at = now() WHERE id = $1")
+        .bind(edge_id)
+        .bind(certificate_sha256)
+        .bind(certificate_pem)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Redeemed { edge_id, fqdn })
+}
+
+/// Fingerprint → edge name of every subscribed edge: the controller's direct trust.
+pub async fn trusted_edges(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as("SELECT certificate_sha256, name FROM edges WHERE certificate_sha256 IS NOT NULL")
+        .fetch_all(conn)
+        .await?)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

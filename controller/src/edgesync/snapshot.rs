@@ -1,0 +1,148 @@
+//! Snapshots: the organization's configuration read once per version, cut per edge.
+//!
+//! With thousands of edges, a change must not mean thousands of reads: the cache
+//! loads the whole configuration once (in one consistent read) and each edge's
+//! snapshot is a filter over it.
+
+use std::{collections::HashMap, sync::Arc};
+
+use domainsec_model::{ReceiveConnector, Routing, SendConnector, TransportConfig};
+use proto::edge as pb;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+use crate::db;
+
+/// The organization's configuration at one version.
+pub struct OrgConfig {
+    /// The config version it was read at.
+    pub version: u64,
+    organization: String,
+    transport: TransportConfig,
+    accepted_domains: Vec<String>,
+    send_connectors: Vec<SendConnector>,
+    receive_connectors: HashMap<String, Vec<ReceiveConnector>>,
+    edges: HashMap<String, String>,
+    controller_certificates: Vec<String>,
+}
+
+/// The newest [`OrgConfig`], loaded at most once per version.
+#[derive(Default)]
+pub struct SnapshotCache {
+    current: Mutex<Option<Arc<OrgConfig>>>,
+}
+
+impl SnapshotCache {
+    /// The configuration at `version` or newer.
+    pub async fn at_least(&self, pool: &PgPool, version: u64) -> Result<Arc<OrgConfig>, db::Error> {
+        let mut current = self.current.lock().await;
+        if let Some(config) = current.as_ref()
+            && config.version >= version
+        {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(OrgConfig::load(pool).await?);
+        *current = Some(config.clone());
+        Ok(config)
+    }
+}
+
+impl OrgConfig {
+    /// Reads everything in one repeatable-read transaction, so the parts agree.
+    pub async fn load(pool: &PgPool) -> Result<Self, db::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+        let (organization, version): (String, i64) =
+            sqlx::query_as("SELECT name, config_version FROM organization WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(db::Error::NoOrganization)?;
+        let transport = db::transport::fetch(&mut tx).await?;
+        let accepted_domains =
+            db::accepted_domains::list(&mut tx).await?.into_iter().map(|d| d.domain.to_string()).collect();
+        let send_connectors = db::send_connectors::list(&mut tx).await?.into_iter().map(|s| s.connector).collect();
+        let mut receive_connectors: HashMap<String, Vec<ReceiveConnector>> = HashMap::new();
+        for stored in db::receive_connectors::list(&mut tx, None).await? {
+            receive_connectors.entry(stored.connector.edge.to_string()).or_default().push(stored.connector);
+        }
+        let edges =
+            db::edges::list(&mut tx).await?.into_iter().map(|e| (e.name.to_string(), e.fqdn.to_string())).collect();
+        let controller_certificates = sqlx::query_scalar(
+            "SELECT certificate_pem FROM controller_certificates
+             WHERE purpose = 'edge-sync' AND not_after > now() ORDER BY created_at",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Self {
+            version: u64::try_from(version).unwrap_or_default(),
+            organization,
+            transport,
+            accepted_domains,
+            send_connectors,
+            receive_connectors,
+            edges,
+            controller_certificates,
+        })
+    }
+
+    /// The snapshot for one edge; `None` if the edge is not in the directory.
+    pub fn snapshot_for(&self, edge: &str) -> Option<pb::Snapshot> {
+        let fqdn = self.edges.get(edge)?;
+        Some(pb::Snapshot {
+            version: self.version,
+            organization: self.organization.clone(),
+            edge: Some(pb::EdgeIdentity { name: edge.to_owned(), fqdn: fqdn.clone() }),
+            transport_config: Some(pb::TransportConfig {
+                tls_send_domain_secure_list: strings(&self.transport.tls_send_domain_secure_list),
+                tls_receive_domain_secure_list: strings(&self.transport.tls_receive_domain_secure_list),
+            }),
+            accepted_domains: self.accepted_domains.clone(),
+            send_connectors: self
+                .send_connectors
+                .iter()
+                .filter(|c| c.source_edges.iter().any(|e| e.as_str() == edge))
+                .map(send_connector)
+                .collect(),
+            receive_connectors: self
+                .receive_connectors
+                .get(edge)
+                .map(|connectors| connectors.iter().map(receive_connector).collect())
+                .unwrap_or_default(),
+            controller_certificates: self.controller_certificates.clone(),
+        })
+    }
+}
+
+fn send_connector(connector: &SendConnector) -> pb::SendConnector {
+    pb::SendConnector {
+        name: connector.name.to_string(),
+        address_spaces: strings(&connector.address_spaces),
+        smart_hosts: match &connector.routing {
+            Routing::Dns => Vec::new(),
+            Routing::SmartHosts(hosts) => strings(hosts),
+        },
+        fqdn: connector.fqdn.as_ref().map(ToString::to_string).unwrap_or_default(),
+        domain_secure_enabled: connector.domain_secure_enabled,
+        protocol_logging_level: connector.protocol_logging_level.to_string(),
+        max_message_size: connector.max_message_size.bytes(),
+    }
+}
+
+fn receive_connector(connector: &ReceiveConnector) -> pb::ReceiveConnector {
+    pb::ReceiveConnector {
+        name: connector.name.to_string(),
+        bindings: strings(&connector.bindings),
+        remote_ip_ranges: strings(&connector.remote_ip_ranges),
+        fqdn: connector.fqdn.as_ref().map(ToString::to_string).unwrap_or_default(),
+        auth_mechanisms: strings(&connector.auth_mechanisms),
+        domain_secure_enabled: connector.domain_secure_enabled,
+        permission_groups: strings(&connector.permission_groups),
+        protocol_logging_level: connector.protocol_logging_level.to_string(),
+        max_message_size: connector.max_message_size.bytes(),
+    }
+}
+
+fn strings<T: ToString>(values: &[T]) -> Vec<String> {
+    values.iter().map(ToString::to_string).collect()
+}
