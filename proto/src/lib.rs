@@ -17,6 +17,14 @@ pub mod edge {
 
     use prost::Message;
 
+    /// The DNS name controllers put in their edge-port certificates (edges pin
+    /// the certificate's hash; the name only fills SNI).
+    pub const CONTROLLER_NAME: &str = "domainsec-controller";
+
+    /// The server name an edge sends when it subscribes, so the controller knows to
+    /// accept a client certificate it does not trust yet.
+    pub const ENROLLMENT_SERVER_NAME: &str = "enroll.domainsec-controller";
+
     /// A short digest of each section of a snapshot, so the controller can tell
     /// which parts of an edge's configuration differ (`dsctl edge test-sync`).
     /// Both sides compute it from the same protobuf encoding.

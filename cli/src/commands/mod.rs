@@ -3,6 +3,7 @@
 mod accepted_domain;
 mod audit;
 mod edge;
+mod fleet;
 mod receive_connector;
 mod send_connector;
 mod transport_config;
@@ -46,6 +47,9 @@ enum Command {
     /// The organization's edge servers.
     #[command(subcommand)]
     Edge(edge::Command),
+    /// The edges' sync state and counters.
+    #[command(subcommand)]
+    Fleet(fleet::Command),
     /// Recent configuration changes, newest first.
     Audit(audit::AuditArgs),
     /// Show who the credential belongs to and what it may do.
@@ -75,6 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SendConnector(command) => send_connector::run(&mut context, command).await,
         Command::ReceiveConnector(command) => receive_connector::run(&mut context, command).await,
         Command::Edge(command) => edge::run(&mut context, command).await,
+        Command::Fleet(command) => fleet::run(&mut context, command).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
         Command::Whoami => audit::whoami(&mut context).await,
     }

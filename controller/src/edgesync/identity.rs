@@ -96,6 +96,5 @@ impl ControllerIdentity {
     }
 }
 
-/// The DNS name in every controller edge-port certificate (edges pin by hash, not name).
-pub const CONTROLLER_NAME: &str = "domainsec-controller";
+use proto::edge::CONTROLLER_NAME;
 const VALIDITY_DAYS: i64 = 2 * 365;

@@ -37,8 +37,7 @@ use tracing::debug;
 use super::{identity::ControllerIdentity, trust::TrustedEdges};
 use crate::fingerprint::Fingerprint;
 
-/// The server name an edge sends when it subscribes.
-pub const ENROLLMENT_SERVER_NAME: &str = "enroll.domainsec-controller";
+pub use proto::edge::ENROLLMENT_SERVER_NAME;
 
 /// Who is on the other end of an edge-port connection; tonic puts it in each
 /// request's extensions.

@@ -1,0 +1,234 @@
+//! Checking a snapshot before the edge takes it: every value parsed into the
+//! directory's types again (the edge trusts no input), and every receive
+//! connector's address available on this host. A snapshot that fails is refused
+//! (NACK) and the edge keeps its last good configuration.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+
+use domainsec_model::{
+    AddressSpace, AuthMechanism, Binding, Domain, DomainPattern, IpRange, MessageSize, ObjectName, PermissionGroup,
+    ProtocolLoggingLevel, ReceiveConnector, Routing, SendConnector, SmartHost, TransportConfig, parse_list,
+};
+use proto::edge as pb;
+
+/// A snapshot the edge can run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeConfig {
+    /// The organization config version.
+    pub version: u64,
+    /// This edge's FQDN.
+    pub fqdn: Domain,
+    /// The secure-domain lists.
+    pub transport: TransportConfig,
+    /// Accepted domains.
+    pub accepted_domains: Vec<DomainPattern>,
+    /// Send connectors that list this edge.
+    pub send_connectors: Vec<SendConnector>,
+    /// This edge's receive connectors.
+    pub receive_connectors: Vec<ReceiveConnector>,
+}
+
+/// Why a snapshot cannot be applied; the text goes back to the controller in the NACK.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ApplyError(pub String);
+
+/// Parses and checks a snapshot.
+pub fn check(snapshot: &pb::Snapshot) -> Result<EdgeConfig, ApplyError> {
+    let edge = snapshot.edge.as_ref().ok_or_else(|| ApplyError("snapshot names no edge".into()))?;
+    let edge_name = ObjectName::parse(&edge.name).map_err(|e| field("edge.name", &edge.name, e))?;
+    let transport = snapshot.transport_config.clone().unwrap_or_default();
+    let config = EdgeConfig {
+        version: snapshot.version,
+        fqdn: Domain::parse(&edge.fqdn).map_err(|e| field("edge.fqdn", &edge.fqdn, e))?,
+        transport: TransportConfig {
+            tls_send_domain_secure_list: list(
+                "tls_send_domain_secure_list",
+                &transport.tls_send_domain_secure_list,
+                DomainPattern::parse,
+            )?,
+            tls_receive_domain_secure_list: list(
+                "tls_receive_domain_secure_list",
+                &transport.tls_receive_domain_secure_list,
+                DomainPattern::parse,
+            )?,
+        },
+        accepted_domains: list("accepted_domains", &snapshot.accepted_domains, DomainPattern::parse)?,
+        send_connectors: snapshot
+            .send_connectors
+            .iter()
+            .map(|c| send_connector(c, &edge_name))
+            .collect::<Result<_, _>>()?,
+        receive_connectors: snapshot
+            .receive_connectors
+            .iter()
+            .map(|c| receive_connector(c, &edge_name))
+            .collect::<Result<_, _>>()?,
+    };
+    for connector in &config.receive_connectors {
+        for binding in &connector.bindings {
+            check_address(binding.socket_addr()).map_err(|e| {
+                ApplyError(format!("receive connector {}: cannot listen on {binding}: {e}", connector.name))
+            })?;
+        }
+    }
+    Ok(config)
+}
+
+fn send_connector(connector: &pb::SendConnector, edge: &ObjectName) -> Result<SendConnector, ApplyError> {
+    let at = |f: &str| format!("send connector {}: {f}", connector.name);
+    let smart_hosts = list(&at("smart_hosts"), &connector.smart_hosts, SmartHost::parse)?;
+    let parsed = SendConnector {
+        name: ObjectName::parse(&connector.name).map_err(|e| field("send connector name", &connector.name, e))?,
+        address_spaces: list(&at("address_spaces"), &connector.address_spaces, AddressSpace::parse)?,
+        routing: if smart_hosts.is_empty() { Routing::Dns } else { Routing::SmartHosts(smart_hosts) },
+        fqdn: optional_domain(&at("fqdn"), &connector.fqdn)?,
+        domain_secure_enabled: connector.domain_secure_enabled,
+        protocol_logging_level: word::<ProtocolLoggingLevel>(
+            &at("protocol_logging_level"),
+            &connector.protocol_logging_level,
+        )?,
+        source_edges: vec![edge.clone()],
+        max_message_size: size(&at("max_message_size"), connector.max_message_size)?,
+    };
+    parsed.check().map_err(|e| ApplyError(format!("send connector {}: {e}", connector.name)))?;
+    Ok(parsed)
+}
+
+fn receive_connector(connector: &pb::ReceiveConnector, edge: &ObjectName) -> Result<ReceiveConnector, ApplyError> {
+    let at = |f: &str| format!("receive connector {}: {f}", connector.name);
+    let parsed = ReceiveConnector {
+        edge: edge.clone(),
+        name: ObjectName::parse(&connector.name).map_err(|e| field("receive connector name", &connector.name, e))?,
+        bindings: list(&at("bindings"), &connector.bindings, Binding::parse)?,
+        remote_ip_ranges: list(&at("remote_ip_ranges"), &connector.remote_ip_ranges, IpRange::parse)?,
+        fqdn: optional_domain(&at("fqdn"), &connector.fqdn)?,
+        auth_mechanisms: connector
+            .auth_mechanisms
+            .iter()
+            .map(|m| word::<AuthMechanism>(&at("auth_mechanisms"), m))
+            .collect::<Result<_, _>>()?,
+        domain_secure_enabled: connector.domain_secure_enabled,
+        permission_groups: connector
+            .permission_groups
+            .iter()
+            .map(|g| word::<PermissionGroup>(&at("permission_groups"), g))
+            .collect::<Result<_, _>>()?,
+        protocol_logging_level: word::<ProtocolLoggingLevel>(
+            &at("protocol_logging_level"),
+            &connector.protocol_logging_level,
+        )?,
+        max_message_size: size(&at("max_message_size"), connector.max_message_size)?,
+    };
+    parsed.check().map_err(|e| ApplyError(format!("receive connector {}: {e}", connector.name)))?;
+    Ok(parsed)
+}
+
+/// The address must exist on this host (port conflicts are the listener's concern).
+fn check_address(address: SocketAddr) -> Result<(), std::io::Error> {
+    if address.ip().is_unspecified() {
+        return Ok(());
+    }
+    TcpListener::bind(SocketAddr::new(address.ip(), 0)).map(drop)
+}
+
+fn list<T, E: std::fmt::Display>(
+    name: &str,
+    values: &[String],
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, ApplyError> {
+    parse_list(name, values, parse).map_err(|e| ApplyError(e.to_string()))
+}
+
+fn optional_domain(name: &str, value: &str) -> Result<Option<Domain>, ApplyError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Domain::parse(value).map(Some).map_err(|e| field(name, value, e))
+}
+
+fn word<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ApplyError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| field(name, value, e))
+}
+
+fn size(name: &str, bytes: u64) -> Result<MessageSize, ApplyError> {
+    MessageSize::new(bytes).map_err(|e| field(name, &bytes.to_string(), e))
+}
+
+fn field(name: &str, value: &str, error: impl std::fmt::Display) -> ApplyError {
+    ApplyError(format!("{name} {value:?}: {error}"))
+}
+
+/// True for an address on this host (used in tests to pick a foreign one).
+pub fn is_local(ip: IpAddr) -> bool {
+    TcpListener::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> pb::Snapshot {
+        pb::Snapshot {
+            version: 7,
+            organization: "Contoso".into(),
+            edge: Some(pb::EdgeIdentity { name: "mail1".into(), fqdn: "mail1.contoso.com".into() }),
+            transport_config: Some(pb::TransportConfig {
+                tls_send_domain_secure_list: vec!["woodgrovebank.com".into()],
+                tls_receive_domain_secure_list: vec!["woodgrovebank.com".into()],
+            }),
+            accepted_domains: vec!["contoso.com".into()],
+            send_connectors: vec![pb::SendConnector {
+                name: "Internet".into(),
+                address_spaces: vec!["*".into()],
+                smart_hosts: vec![],
+                fqdn: String::new(),
+                domain_secure_enabled: true,
+                protocol_logging_level: "verbose".into(),
+                max_message_size: 10 * 1024 * 1024,
+            }],
+            receive_connectors: vec![pb::ReceiveConnector {
+                name: "Inet".into(),
+                bindings: vec!["127.0.0.1:2525".into()],
+                remote_ip_ranges: vec![],
+                fqdn: String::new(),
+                auth_mechanisms: vec!["tls".into()],
+                domain_secure_enabled: true,
+                permission_groups: vec!["anonymous-users".into(), "partners".into()],
+                protocol_logging_level: "none".into(),
+                max_message_size: 10 * 1024 * 1024,
+            }],
+            controller_certificates: vec![],
+        }
+    }
+
+    #[test]
+    fn a_sound_snapshot_applies() {
+        let config = check(&sample()).unwrap();
+        assert_eq!(config.version, 7);
+        assert!(config.transport.requires_secure_send(&Domain::parse("woodgrovebank.com").unwrap()));
+        assert_eq!(config.receive_connectors[0].bindings[0].to_string(), "127.0.0.1:2525");
+    }
+
+    #[test]
+    fn an_address_not_on_this_host_is_refused() {
+        let mut snapshot = sample();
+        // TEST-NET-1 (RFC 5737) is never assigned to a host.
+        snapshot.receive_connectors[0].bindings = vec!["192.0.2.1:25".into()];
+        let error = check(&snapshot).unwrap_err();
+        assert!(error.0.starts_with("receive connector Inet: cannot listen on 192.0.2.1:25:"), "{error}");
+    }
+
+    #[test]
+    fn values_are_parsed_again_at_the_edge() {
+        let mut snapshot = sample();
+        snapshot.accepted_domains = vec!["contoso..com".into()];
+        assert_eq!(check(&snapshot).unwrap_err().0, "accepted_domains[0] \"contoso..com\": empty label");
+        let mut snapshot = sample();
+        snapshot.send_connectors[0].protocol_logging_level = "chatty".into();
+        assert!(check(&snapshot).unwrap_err().0.contains("protocol_logging_level \"chatty\""));
+    }
+}

@@ -1,0 +1,243 @@
+//! The edge's side of EdgeSync: one stream to a controller, snapshots applied and
+//! answered with ACK or NACK, heartbeats, and reconnection with backoff and jitter
+//! across every endpoint it knows.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use proto::edge::{self as pb, controller_message, edge_message::Kind, edge_sync_client::EdgeSyncClient};
+use ring::rand::SecureRandom as _;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::tls::{self, PinnedControllers};
+use crate::{
+    apply::{self, EdgeConfig},
+    identity::EdgeIdentity,
+    store::{ControllerTrust, DataDir},
+};
+
+/// Settings for `domainsec-edge run`.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// How often to send a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Upper bound of the reconnect delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self { heartbeat_interval: Duration::from_secs(30), max_backoff: Duration::from_secs(30) }
+    }
+}
+
+/// The running edge: its identity, trust and the configuration it serves.
+pub struct EdgeAgent {
+    dir: DataDir,
+    identity: EdgeIdentity,
+    trust: ControllerTrust,
+    pinned: Arc<PinnedControllers>,
+    current: Option<pb::Snapshot>,
+    config: watch::Sender<Option<Arc<EdgeConfig>>>,
+    counters: HashMap<&'static str, u64>,
+    settings: SyncSettings,
+}
+
+/// Why one stream ended.
+enum StreamEnd {
+    Shutdown,
+    Lost(String),
+}
+
+impl EdgeAgent {
+    /// Loads identity, trust and the last good snapshot from the data dir. The
+    /// edge serves that snapshot until a controller sends a newer one.
+    pub fn load(dir: DataDir, settings: SyncSettings) -> anyhow::Result<Self> {
+        let identity = EdgeIdentity::load(&dir)?;
+        let trust = dir.load_trust()?;
+        let pinned = Arc::new(PinnedControllers::new(trust.controller_sha256.iter().cloned()));
+        let current = dir.load_snapshot()?;
+        let config = match &current {
+            Some(snapshot) => match apply::check(snapshot) {
+                Ok(config) => {
+                    info!(version = snapshot.version, "serving the configuration from the data dir");
+                    Some(Arc::new(config))
+                }
+                Err(error) => {
+                    warn!(%error, "the stored configuration no longer applies; waiting for the controller");
+                    None
+                }
+            },
+            None => None,
+        };
+        let (config, _) = watch::channel(config);
+        Ok(Self { dir, identity, trust, pinned, current, config, counters: HashMap::new(), settings })
+    }
+
+    /// The configuration being served (for the relay, from later issues, and tests).
+    pub fn config(&self) -> watch::Receiver<Option<Arc<EdgeConfig>>> {
+        self.config.subscribe()
+    }
+
+    /// Runs until `shutdown`, reconnecting across the known endpoints.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut attempt: u32 = 0;
+        let mut endpoint_index = 0usize;
+        loop {
+            let endpoints = self.trust.endpoints.clone();
+            let Some(endpoint) = endpoints.get(endpoint_index % endpoints.len().max(1)).cloned() else {
+                warn!("no controller endpoint is known; nothing to connect to");
+                shutdown.cancelled().await;
+                return;
+            };
+            let span = info_span!("sync", controller = %endpoint);
+            match self.stream(&endpoint, &shutdown).instrument(span).await {
+                StreamEnd::Shutdown => return,
+                StreamEnd::Lost(reason) => {
+                    *self.counters.entry("edgesync.reconnects").or_default() += 1;
+                    if reason.starts_with("connected") {
+                        attempt = 0;
+                    }
+                    let delay = backoff(attempt, self.settings.max_backoff);
+                    warn!(%endpoint, %reason, retry_in = ?delay, "controller stream lost");
+                    attempt = attempt.saturating_add(1);
+                    endpoint_index = endpoint_index.wrapping_add(1);
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stream(&mut self, endpoint: &str, shutdown: &CancellationToken) -> StreamEnd {
+        let channel = match tls::connect(endpoint, &self.identity, self.pinned.clone(), false).await {
+            Ok(channel) => channel,
+            Err(error) => return StreamEnd::Lost(format!("cannot connect: {error}")),
+        };
+        let (sender, receiver) = mpsc::channel(8);
+        let hello = pb::Hello {
+            applied_version: self.current.as_ref().map_or(0, |s| s.version),
+            section_digests: self.current.as_ref().map(pb::section_digests).unwrap_or_default().into_iter().collect(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let _ = sender.send(message(Kind::Hello(hello))).await;
+        let mut inbound = match EdgeSyncClient::new(channel).sync(ReceiverStream::new(receiver)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return StreamEnd::Lost(format!("refused: {}", status.message())),
+        };
+        info!("connected to the controller");
+        let mut heartbeat = tokio::time::interval(self.settings.heartbeat_interval);
+        heartbeat.tick().await;
+        let mut connected = false;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return StreamEnd::Shutdown,
+                _ = heartbeat.tick() => {
+                    let beat = pb::Heartbeat {
+                        applied_version: self.current.as_ref().map_or(0, |s| s.version),
+                        counters: self.counters.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+                        queue_length: 0,
+                    };
+                    if sender.send(message(Kind::Heartbeat(beat))).await.is_err() {
+                        return StreamEnd::Lost("connected, then the stream closed".into());
+                    }
+                }
+                received = inbound.message() => match received {
+                    Ok(Some(pb::ControllerMessage { kind: Some(controller_message::Kind::Snapshot(snapshot)) })) => {
+                        connected = true;
+                        let answer = self.apply(snapshot);
+                        if sender.send(message(answer)).await.is_err() {
+                            return StreamEnd::Lost("connected, then the stream closed".into());
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => return StreamEnd::Lost(lost(connected, "the controller closed the stream")),
+                    Err(status) => return StreamEnd::Lost(lost(connected, status.message())),
+                },
+            }
+        }
+    }
+
+    /// Checks, persists and takes a snapshot; returns the ACK or NACK to send.
+    fn apply(&mut self, snapshot: pb::Snapshot) -> Kind {
+        let version = snapshot.version;
+        let config = match apply::check(&snapshot) {
+            Ok(config) => config,
+            Err(error) => {
+                warn!(version, %error, "refusing the snapshot; keeping the last good configuration");
+                *self.counters.entry("edgesync.snapshots_refused").or_default() += 1;
+                return Kind::Nack(pb::Nack { version, reason: error.0 });
+            }
+        };
+        if let Err(error) = self.dir.store_snapshot(&snapshot) {
+            warn!(version, %error, "cannot persist the snapshot; keeping the last good configuration");
+            return Kind::Nack(pb::Nack { version, reason: format!("edge cannot persist the configuration: {error}") });
+        }
+        self.update_trust(&snapshot);
+        let digests = pb::section_digests(&snapshot);
+        self.current = Some(snapshot);
+        self.config.send_replace(Some(Arc::new(config)));
+        *self.counters.entry("edgesync.snapshots_applied").or_default() += 1;
+        info!(version, "applied configuration");
+        Kind::Ack(pb::Ack { version, section_digests: digests.into_iter().collect() })
+    }
+
+    /// Trusts exactly the controller certificates the snapshot lists (rotation
+    /// adds the next certificate before a controller presents it).
+    fn update_trust(&mut self, snapshot: &pb::Snapshot) {
+        let fingerprints: Vec<String> =
+            snapshot.controller_certificates.iter().filter_map(|pem| tls::pem_sha256(pem)).collect();
+        if fingerprints.is_empty() || fingerprints == self.trust.controller_sha256 {
+            return;
+        }
+        let mut trust = self.trust.clone();
+        trust.controller_sha256 = fingerprints.clone();
+        match self.dir.store_trust(&trust) {
+            Ok(()) => {
+                self.pinned.replace(fingerprints);
+                self.trust = trust;
+                debug!("controller certificates updated");
+            }
+            Err(error) => warn!(%error, "cannot persist controller certificates"),
+        }
+    }
+}
+
+fn message(kind: Kind) -> pb::EdgeMessage {
+    pb::EdgeMessage { kind: Some(kind) }
+}
+
+fn lost(connected: bool, reason: &str) -> String {
+    if connected { format!("connected, then {reason}") } else { reason.to_owned() }
+}
+
+/// "Full jitter" backoff: a random delay up to min(max, 1 s × 2^attempt), so a
+/// controller restart does not bring every edge back in the same second.
+fn backoff(attempt: u32, max: Duration) -> Duration {
+    let ceiling = Duration::from_secs(1).saturating_mul(2u32.saturating_pow(attempt.min(16))).min(max);
+    let mut bytes = [0u8; 4];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    let fraction = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
+    ceiling.mul_f64(fraction).max(Duration::from_millis(50))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_stays_random() {
+        let max = Duration::from_secs(30);
+        for attempt in 0..20 {
+            let ceiling = Duration::from_secs(1u64 << attempt.min(16)).min(max);
+            let delay = backoff(attempt, max);
+            assert!(delay <= ceiling, "attempt {attempt}: {delay:?} > {ceiling:?}");
+        }
+        let delays: std::collections::HashSet<u128> = (0..20).map(|_| backoff(5, max).as_micros()).collect();
+        assert!(delays.len() > 10, "jitter spreads reconnects");
+    }
+}

@@ -1,0 +1,185 @@
+//! The edge's TLS client: its own certificate as client certificate, and a server
+//! verifier that accepts only controller certificates whose SHA-256 it holds.
+
+use std::{
+    collections::HashSet,
+    io,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use hyper_util::rt::TokioIo;
+use proto::edge::CONTROLLER_NAME;
+use rustls::{
+    ClientConfig, DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature},
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::identity::EdgeIdentity;
+
+/// The controller certificate hashes the edge trusts; updated by snapshots.
+#[derive(Debug, Default)]
+pub struct PinnedControllers {
+    sha256: RwLock<HashSet<String>>,
+}
+
+impl PinnedControllers {
+    /// A set holding `sha256`.
+    pub fn new(sha256: impl IntoIterator<Item = String>) -> Self {
+        Self { sha256: RwLock::new(sha256.into_iter().collect()) }
+    }
+
+    /// Replaces the set.
+    pub fn replace(&self, sha256: impl IntoIterator<Item = String>) {
+        if let Ok(mut set) = self.sha256.write() {
+            *set = sha256.into_iter().collect();
+        }
+    }
+
+    /// The set, sorted.
+    pub fn list(&self) -> Vec<String> {
+        let mut list: Vec<String> = self.sha256.read().map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        list.sort();
+        list
+    }
+
+    fn contains(&self, sha256: &str) -> bool {
+        self.sha256.read().is_ok_and(|set| set.contains(sha256))
+    }
+}
+
+/// A gRPC channel to `address` over mutual TLS with direct trust.
+/// `enrollment` sends the enrollment server name (used by `subscribe`).
+pub async fn connect(
+    address: &str,
+    identity: &EdgeIdentity,
+    pinned: Arc<PinnedControllers>,
+    enrollment: bool,
+) -> Result<Channel, ConnectError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(ConnectError::Tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedVerifier { pinned, provider }))
+        .with_client_auth_cert(vec![identity.certificate.clone()], identity.private_key())
+        .map_err(ConnectError::Tls)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = TlsConnector::from(Arc::new(config));
+    let server_name =
+        ServerName::try_from(if enrollment { proto::edge::ENROLLMENT_SERVER_NAME } else { CONTROLLER_NAME })
+            .map_err(|e| ConnectError::Address(e.to_string()))?;
+    let target = address.to_owned();
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| ConnectError::Address(format!("{address:?}: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEPALIVE)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let (connector, server_name, target) = (connector.clone(), server_name.clone(), target.clone());
+            async move {
+                let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out"))??;
+                tcp.set_nodelay(true)?;
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name, tcp))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+                Ok::<_, io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
+        .map_err(|e| ConnectError::Transport(error_chain(&e)))
+}
+
+/// Why a controller could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Bad TLS setup (key, versions).
+    #[error("TLS setup: {0}")]
+    Tls(rustls::Error),
+    /// An endpoint that is not host:port.
+    #[error("controller address {0}")]
+    Address(String),
+    /// TCP or TLS failed, or the certificate is not pinned.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// The full chain of an error, for logs and messages.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[derive(Debug)]
+struct PinnedVerifier {
+    pinned: Arc<PinnedControllers>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, end_entity);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        if self.pinned.contains(&hex) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "controller certificate {hex} is not one this edge was given (direct trust)"
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// SHA-256 (hex) of a PEM certificate.
+pub fn pem_sha256(certificate_pem: &str) -> Option<String> {
+    let parsed = pem::parse(certificate_pem).ok()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, parsed.contents());
+    Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const KEEPALIVE: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);

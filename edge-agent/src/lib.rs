@@ -1,0 +1,14 @@
+//! The DomainSec edge agent: subscribes to the organization's controller, keeps a
+//! persisted copy of its configuration, and (with later issues) runs the SMTP
+//! relay with Domain Security.
+//!
+//! # Layout
+//! - [`store`]: the data directory (identity, trust, last good snapshot).
+//! - [`identity`]: the edge's own key pair and self-signed certificate.
+//! - [`control`]: TLS with pinned controller certificates, subscription, sync.
+//! - [`apply`]: checking a snapshot before taking it.
+
+pub mod apply;
+pub mod control;
+pub mod identity;
+pub mod store;
