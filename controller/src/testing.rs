@@ -5,6 +5,8 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
 };
 
 use domainsec_model::{Role, credentials::CredentialBundle};
@@ -26,24 +28,28 @@ pub struct TestController {
     pub address: SocketAddr,
     /// The edge port address.
     pub edge_address: SocketAddr,
-    /// The per-test directory (state dir, credential files).
-    pub dir: TempDir,
+    /// The per-test directory (state dir, credential files), shared by replicas.
+    pub dir: Arc<TempDir>,
     /// The test's database.
     pub pool: PgPool,
     shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestController {
     /// Initialises organization "Contoso" in `pool`'s database and serves it.
     pub async fn start(pool: PgPool) -> Self {
-        let dir = tempfile::Builder::new().prefix("domainsec-test-").tempdir().expect("create a temp dir");
-        if std::env::var_os("KEEP_TEST_DIRS").is_some() {
-            eprintln!("test dir: {}", dir.path().display());
+        let keep = std::env::var_os("KEEP_TEST_DIRS").is_some();
+        let dir = tempfile::Builder::new()
+            .prefix("domainsec-test-")
+            .disable_cleanup(keep)
+            .tempdir()
+            .expect("create a temp dir");
+        if keep {
+            eprintln!("test dir (kept): {}", dir.path().display());
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let address = listener.local_addr().expect("local address");
-        let edge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let edge_address = edge_listener.local_addr().expect("local address");
+        let admin = bind("127.0.0.1:0").await;
+        let address = admin.local_addr().expect("local address");
         let state = StateDir::new(dir.path().join("state"));
         bootstrap::init(
             &pool,
@@ -58,6 +64,34 @@ impl TestController {
         )
         .await
         .expect("init the organization");
+        let edge = bind("127.0.0.1:0").await;
+        Self::launch(pool, Arc::new(dir), admin, edge)
+    }
+
+    /// A second controller replica on the same database and state dir, with its own ports.
+    pub async fn replica(&self) -> Self {
+        Self::launch(self.pool.clone(), self.dir.clone(), bind("127.0.0.1:0").await, bind("127.0.0.1:0").await)
+    }
+
+    /// Stops this controller and starts it again on the same ports (a restart).
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let admin = rebind(self.address).await;
+        let edge = rebind(self.edge_address).await;
+        Self::launch(self.pool.clone(), self.dir.clone(), admin, edge)
+    }
+
+    /// Stops this controller and waits until it has let go of its ports.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    fn launch(pool: PgPool, dir: Arc<TempDir>, admin: tokio::net::TcpListener, edge: tokio::net::TcpListener) -> Self {
+        let address = admin.local_addr().expect("local address");
+        let edge_address = edge.local_addr().expect("local address");
         let config = Config {
             database_url: String::new(),
             admin_listen: address,
@@ -71,13 +105,13 @@ impl TestController {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let serve_pool = pool.clone();
-        tokio::spawn(async move {
-            let listeners = crate::Listeners { admin: listener, edge: edge_listener };
+        let task = tokio::spawn(async move {
+            let listeners = crate::Listeners { admin, edge };
             if let Err(error) = crate::serve(serve_pool, &config, listeners, token).await {
                 eprintln!("test controller stopped: {error:#}");
             }
         });
-        Self { address, edge_address, dir, pool, shutdown }
+        Self { address, edge_address, dir, pool, shutdown, task: Some(task) }
     }
 
     /// The org-admin credential that `init` wrote.
@@ -149,9 +183,24 @@ impl TestController {
 impl Drop for TestController {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        if std::env::var_os("KEEP_TEST_DIRS").is_some() {
-            let kept = std::mem::replace(&mut self.dir, TempDir::new().expect("temp dir")).keep();
-            eprintln!("kept test dir: {}", kept.display());
+    }
+}
+
+async fn bind(address: &str) -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind(address).await.expect("bind a test port")
+}
+
+/// Binds a port a stopped controller just released (the kernel may need a moment).
+async fn rebind(address: SocketAddr) -> tokio::net::TcpListener {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => return listener,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("rebind {address}: {error}"),
         }
     }
 }

@@ -34,6 +34,16 @@ pub struct Redeemed {
     pub fqdn: String,
 }
 
+#[derive(sqlx::FromRow)]
+struct PendingSubscription {
+    edge_id: Uuid,
+    fqdn: String,
+    expected: String,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    registered: Option<String>,
+}
+
 /// Redeems the edge's subscription with `secret_sha256`, registering the
 /// certificate. Every refusal changes nothing and says why.
 pub async fn redeem(
@@ -43,15 +53,16 @@ pub async fn redeem(
     certificate_sha256: &str,
     certificate_pem: &str,
 ) -> Result<Redeemed> {
-    let row: Option<(Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>)> = sqlx::query_as(
-        "SELECT e.id, e.fqdn, s.secret_sha256, s.expires_at, s.used_at, e.certificate_sha256
+    let row: Option<PendingSubscription> = sqlx::query_as(
+        "SELECT e.id AS edge_id, e.fqdn, s.secret_sha256 AS expected, s.expires_at, s.used_at,
+                e.certificate_sha256 AS registered
          FROM edges e JOIN edge_subscriptions s ON s.edge_id = e.id
          WHERE e.name = $1 FOR UPDATE OF s, e",
     )
     .bind(edge)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((edge_id, fqdn, expected, expires_at, used_at, registered)) = row else {
+    let Some(PendingSubscription { edge_id, fqdn, expected, expires_at, used_at, registered }) = row else {
         return Err(Error::Refused(format!(
             "no subscription for edge {edge:?}; create one with `dsctl edge new-subscription {edge}`"
         )));

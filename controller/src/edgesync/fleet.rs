@@ -78,6 +78,11 @@ impl Fleet {
         }
     }
 
+    /// True when this replica holds a stream of `edge`.
+    pub fn holds(&self, edge: &str) -> bool {
+        self.streams.lock().is_ok_and(|streams| streams.contains_key(edge))
+    }
+
     /// Number of connected edges.
     pub fn len(&self) -> usize {
         self.streams.lock().map(|s| s.len()).unwrap_or(0)

@@ -1,0 +1,181 @@
+//! Subscribe, push, ACK, NACK, offline edges, restarts and replicas.
+
+use controller::testing::TestController;
+use proto::admin as pb;
+use sqlx::PgPool;
+
+use crate::support::{TestEdge, current_version, eventually, fleet_row};
+
+fn secure_list(domains: &[&str]) -> pb::SetTransportConfigRequest {
+    pb::SetTransportConfigRequest {
+        tls_send_domain_secure_list: Some(pb::StringList { values: domains.iter().map(|d| (*d).to_owned()).collect() }),
+        ..Default::default()
+    }
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_change_reaches_subscribed_edges_and_is_acked(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let mut mail2 = TestEdge::subscribe(&controller, "mail2").await;
+    let version = current_version(&mut admin).await;
+    mail1.wait_for_version(version).await;
+    mail2.wait_for_version(version).await;
+
+    let changed = admin.set_transport_config(secure_list(&["woodgrovebank.com"])).await.unwrap().into_inner();
+    for edge in [&mut mail1, &mut mail2] {
+        let config = edge.wait_for_version(changed.config_version).await;
+        assert_eq!(config.transport.tls_send_domain_secure_list[0].to_string(), "woodgrovebank.com");
+    }
+    for name in ["mail1", "mail2"] {
+        let row = eventually("the ACK in fleet status", || {
+            let mut admin = admin.clone();
+            async move { fleet_row(&mut admin, name).await.filter(|r| r.version_acked == changed.config_version) }
+        })
+        .await;
+        assert!(row.connected, "{row:?}");
+        assert_eq!(row.state, "subscribed");
+        assert!(row.nack_reason.is_empty());
+    }
+    // Heartbeats carry counters.
+    let row =
+        eventually("a heartbeat with counters", || {
+            let mut admin = admin.clone();
+            async move {
+                fleet_row(&mut admin, "mail1").await.filter(|r| r.counters.contains_key("edgesync.snapshots_applied"))
+            }
+        })
+        .await;
+    assert!(row.counters["edgesync.snapshots_applied"] >= 1);
+    let tests = admin.test_edge_sync(pb::TestEdgeSyncRequest::default()).await.unwrap().into_inner();
+    assert!(tests.edges.iter().all(|t| t.in_sync), "{tests:?}");
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn an_edge_that_cannot_apply_a_value_nacks_and_keeps_its_last_good_config(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let good = current_version(&mut admin).await;
+    mail1.wait_for_version(good).await;
+
+    // 192.0.2.1 (TEST-NET-1) is on no host: the edge cannot listen there.
+    let connector = admin
+        .create_receive_connector(pb::ReceiveConnectorSpec {
+            edge: "mail1".into(),
+            name: "Inet".into(),
+            bindings: vec!["192.0.2.1:25".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let bad = connector.config_version;
+    let row = eventually("the NACK in fleet status", || {
+        let mut admin = admin.clone();
+        async move { fleet_row(&mut admin, "mail1").await.filter(|r| r.nack_version == bad) }
+    })
+    .await;
+    assert!(
+        row.nack_reason.starts_with("receive connector Inet: cannot listen on 192.0.2.1:25"),
+        "{}",
+        row.nack_reason
+    );
+    assert_eq!(row.version_acked, good, "the edge still runs the last good version");
+    assert_eq!(mail1.version(), good);
+    let tests =
+        admin.test_edge_sync(pb::TestEdgeSyncRequest { names: vec!["mail1".into()] }).await.unwrap().into_inner();
+    let test = &tests.edges[0];
+    assert!(!test.in_sync);
+    assert_eq!(test.differing_sections, vec!["receive_connectors".to_owned()]);
+    assert!(test.detail.contains("refused version"), "{}", test.detail);
+
+    // Fixing the value is applied and ACKed.
+    let fixed = admin
+        .update_receive_connector(pb::UpdateReceiveConnectorRequest {
+            edge: "mail1".into(),
+            name: "Inet".into(),
+            bindings: Some(pb::StringList { values: vec!["127.0.0.1:2525".into()] }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let config = mail1.wait_for_version(fixed.config_version).await;
+    assert_eq!(config.receive_connectors[0].bindings[0].to_string(), "127.0.0.1:2525");
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn an_edge_restarted_while_the_controller_is_down_serves_its_stored_config(pool: PgPool) {
+    let mut controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let version = admin.set_transport_config(secure_list(&["fabrikam.com"])).await.unwrap().into_inner().config_version;
+    mail1.wait_for_version(version).await;
+    let dir = mail1.stop().await;
+    controller.stop().await;
+
+    let restarted = TestEdge::start(dir);
+    assert_eq!(restarted.version(), version, "served from the data dir before any controller answers");
+    let config = restarted.config.borrow().clone().unwrap();
+    assert_eq!(config.transport.tls_send_domain_secure_list[0].to_string(), "fabrikam.com");
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn edges_reconnect_after_a_controller_restart(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let mut admin = controller.org_admin().await;
+    mail1.wait_for_version(current_version(&mut admin).await).await;
+
+    let controller = controller.restart().await;
+    let mut admin = controller.org_admin().await;
+    let version =
+        admin.set_transport_config(secure_list(&["tailspintoys.com"])).await.unwrap().into_inner().config_version;
+    let config = mail1.wait_for_version(version).await;
+    assert_eq!(config.transport.tls_send_domain_secure_list[0].to_string(), "tailspintoys.com");
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn two_replicas_on_one_database_both_push_a_change(pool: PgPool) {
+    let first = TestController::start(pool).await;
+    let second = first.replica().await;
+    // Each edge's subscription names the replica that issued it.
+    let mut mail1 = TestEdge::subscribe(&first, "mail1").await;
+    let mut mail2 = TestEdge::subscribe(&second, "mail2").await;
+    let mut admin = first.org_admin().await;
+    let start = current_version(&mut admin).await;
+    mail1.wait_for_version(start).await;
+    mail2.wait_for_version(start).await;
+    let holder = format!("test@{}", second.edge_address);
+    eventually("mail2 held by the second replica", || {
+        let (mut admin, holder) = (admin.clone(), holder.clone());
+        async move { fleet_row(&mut admin, "mail2").await.filter(|r| r.controller == holder) }
+    })
+    .await;
+
+    // A change through the first replica reaches the edge on the second one (LISTEN/NOTIFY).
+    let version =
+        admin.set_transport_config(secure_list(&["woodgrovebank.com"])).await.unwrap().into_inner().config_version;
+    mail1.wait_for_version(version).await;
+    mail2.wait_for_version(version).await;
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn start_edge_synchronization_pushes_and_reports_each_edge(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let version = current_version(&mut admin).await;
+    mail1.wait_for_version(version).await;
+    admin.create_edge(pb::CreateEdgeRequest { name: "mail9".into(), fqdn: "mail9.contoso.com".into() }).await.unwrap();
+    let response = admin
+        .sync_edges(pb::SyncEdgesRequest { names: vec![], all: true, timeout_seconds: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    let outcome = |edge: &str| response.results.iter().find(|r| r.edge == edge).unwrap().outcome.clone();
+    assert_eq!(outcome("mail1"), "acked");
+    assert_eq!(outcome("mail9"), "not-connected");
+}
