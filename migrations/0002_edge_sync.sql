@@ -36,3 +36,7 @@ CREATE TABLE edge_sync_state (
     section_digests     JSONB NOT NULL DEFAULT '{}',
     agent_version       TEXT
 );
+
+-- A controller certificate staged for rotation: the config version that first
+-- carried it to edges. It may be presented once every edge has ACKed that version.
+ALTER TABLE controller_certificates ADD COLUMN staged_version BIGINT;

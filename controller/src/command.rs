@@ -48,6 +48,22 @@ enum Command {
     /// Manage admin credentials.
     #[command(subcommand)]
     AdminCert(AdminCertCommand),
+    /// Rotate the edge-port certificate: `stage`, wait for the edges, `activate`, restart.
+    RotateEdgeCertificate {
+        /// stage: publish the next certificate to edges; activate: switch to it.
+        #[arg(value_enum)]
+        step: RotationStep,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RotationStep {
+    /// Make the next certificate and send it to every edge to trust.
+    Stage,
+    /// Switch to it once every edge has ACKed (restart controllers afterwards).
+    Activate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +176,27 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { common } => serve(common.resolve()?).await,
+        Command::RotateEdgeCertificate { step, common } => {
+            let config = common.resolve()?;
+            let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
+            let state = StateDir::new(&config.state_dir);
+            match step {
+                RotationStep::Stage => {
+                    let version = controller::rotation::stage(&pool, &state).await?;
+                    println!(
+                        "Staged the next edge-port certificate in config version {version}. When `dsctl edge test-sync` \
+                         shows every edge in sync, run: domainsec-controller rotate-edge-certificate activate"
+                    );
+                }
+                RotationStep::Activate => {
+                    let sha256 = controller::rotation::activate(&pool, &state).await?;
+                    println!(
+                        "Activated edge-port certificate {sha256}. Restart the controllers one at a time to present it."
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::AdminCert(AdminCertCommand::Issue { role, name, edges, days, out, controllers, common }) => {
             let config = common.resolve()?;
             let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;

@@ -6,6 +6,7 @@
 //! - [`config`]: the `serve` configuration (TOML file + flags).
 //! - [`bootstrap`]: `init` and `admin-cert issue`.
 //! - [`pki`]: the organization's internal CA (rcgen).
+//! - [`rotation`]: rotating the edge-port certificate without cutting edges off.
 //! - [`state_dir`]: private keys on the controller's disk, never in the database.
 //! - [`db`]: all SQL; each change one transaction with a version bump and an audit row.
 //! - [`directory`]: the operations, authorised per [`authz`] role.
@@ -21,6 +22,7 @@ pub mod edgesync;
 pub mod fingerprint;
 pub mod grpc;
 pub mod pki;
+pub mod rotation;
 pub mod state_dir;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -68,6 +68,20 @@ impl StateDir {
         self.root.join("edge-sync.pem")
     }
 
+    /// The staged next edge-port certificate and key: (certificate, key).
+    pub fn next_edge_sync(&self) -> (PathBuf, PathBuf) {
+        (self.root.join("edge-sync.next.pem"), self.root.join("edge-sync.next.key"))
+    }
+
+    /// Makes the staged edge-port certificate the current one.
+    pub fn promote_next_edge_sync(&self) -> Result<(), StateError> {
+        let (next_certificate, next_key) = self.next_edge_sync();
+        for (from, to) in [(next_key, self.edge_sync_key()), (next_certificate, self.edge_sync_certificate())] {
+            fs::rename(&from, &to).map_err(|source| StateError::Io { action: "rename", path: from.clone(), source })?;
+        }
+        Ok(())
+    }
+
     /// Creates the directory (0700) if missing; refuses if a CA key is already there.
     pub fn create_fresh(&self) -> Result<(), StateError> {
         if self.ca_key().exists() {

@@ -179,3 +179,48 @@ async fn start_edge_synchronization_pushes_and_reports_each_edge(pool: PgPool) {
     assert_eq!(outcome("mail1"), "acked");
     assert_eq!(outcome("mail9"), "not-connected");
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_rotated_controller_certificate_is_trusted_before_it_is_presented(pool: PgPool) {
+    use controller::{rotation, state_dir::StateDir};
+    let controller = TestController::start(pool).await;
+    let state = StateDir::new(controller.dir.path().join("state"));
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let mail2 = TestEdge::subscribe(&controller, "mail2").await;
+    mail1.wait_for_version(current_version(&mut admin).await).await;
+    let offline = mail2.stop().await;
+
+    let staged = rotation::stage(&controller.pool, &state).await.unwrap();
+    mail1.wait_for_version(staged).await;
+    eventually("mail1's ACK recorded", || {
+        let mut admin = admin.clone();
+        async move { fleet_row(&mut admin, "mail1").await.filter(|r| r.version_acked >= staged) }
+    })
+    .await;
+    // mail2 is offline and has not learnt the new certificate: activating now would cut it off.
+    let error = rotation::activate(&controller.pool, &state).await.unwrap_err().to_string();
+    assert!(error.contains("edge(s) mail2 have not ACKed version"), "{error}");
+
+    let mut mail2 = TestEdge::start(offline);
+    mail2.wait_for_version(staged).await;
+    eventually("both ACKs recorded", || {
+        let mut admin = admin.clone();
+        async move {
+            let status = admin.fleet_status(proto::admin::FleetStatusRequest {}).await.unwrap().into_inner();
+            status.edges.iter().all(|e| e.version_acked >= staged).then_some(())
+        }
+    })
+    .await;
+    let new_sha256 = rotation::activate(&controller.pool, &state).await.unwrap();
+
+    // After the restart the controller presents the new certificate; the edges trust it.
+    let controller = controller.restart().await;
+    let mut admin = controller.org_admin().await;
+    let fingerprints = controller::edgesync::controller_fingerprints(&controller.pool).await.unwrap();
+    assert_eq!(fingerprints, vec![new_sha256]);
+    let version =
+        admin.set_transport_config(secure_list(&["woodgrovebank.com"])).await.unwrap().into_inner().config_version;
+    mail1.wait_for_version(version).await;
+    mail2.wait_for_version(version).await;
+}

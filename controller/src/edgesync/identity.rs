@@ -48,7 +48,15 @@ impl From<rcgen::Error> for IdentityError {
 impl ControllerIdentity {
     /// Loads `edge-sync.{pem,key}` from the state dir, making them on first use.
     pub fn load_or_create(state: &StateDir, organization: &str) -> Result<Self, IdentityError> {
-        let (cert_path, key_path) = (state.edge_sync_certificate(), state.edge_sync_key());
+        Self::load_or_create_at(&(state.edge_sync_certificate(), state.edge_sync_key()), organization)
+    }
+
+    /// Like [`Self::load_or_create`] at explicit (certificate, key) paths.
+    pub fn load_or_create_at(
+        paths: &(std::path::PathBuf, std::path::PathBuf),
+        organization: &str,
+    ) -> Result<Self, IdentityError> {
+        let (cert_path, key_path) = (paths.0.clone(), paths.1.clone());
         if !cert_path.exists() || !key_path.exists() {
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
             let mut params = CertificateParams::default();
@@ -67,7 +75,14 @@ impl ControllerIdentity {
             state_dir::write_file(&key_path, key.serialize_pem().as_bytes(), state_dir::PRIVATE)?;
             state_dir::write_file(&cert_path, certificate.pem().as_bytes(), state_dir::PUBLIC)?;
         }
-        Self::from_pem(&state.read(&cert_path)?, &state.read(&key_path)?)
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path).map_err(|source| StateError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            })
+        };
+        Self::from_pem(&read(&cert_path)?, &read(&key_path)?)
     }
 
     fn from_pem(certificate_pem: &str, key_pem: &str) -> Result<Self, IdentityError> {
