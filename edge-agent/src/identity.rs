@@ -66,6 +66,12 @@ impl EdgeIdentity {
         })
     }
 
+    /// An identity from a certificate and PKCS#8 key held in memory (simulated
+    /// edges in the benchmark; a real edge uses [`Self::create`]).
+    pub fn from_parts(certificate: CertificateDer<'static>, key_pkcs8: Vec<u8>) -> Self {
+        Self { certificate, key: PrivatePkcs8KeyDer::from(key_pkcs8) }
+    }
+
     /// The key for rustls.
     pub fn private_key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(self.key.clone_key())

@@ -3,6 +3,9 @@
 //! # Layout
 //! - [`admin`]: the controller's admin API, spoken by `dsctl`.
 //! - [`edge`]: subscription and EdgeSync between the controller and edges.
+//! - [`codec`]: the edge port's protobuf codec with small buffers.
+
+pub mod codec;
 
 /// The controller's admin API (`domainsec.admin.v1`).
 pub mod admin {

@@ -217,7 +217,7 @@ fn lost(connected: bool, reason: &str) -> String {
 
 /// "Full jitter" backoff: a random delay up to min(max, 1 s × 2^attempt), so a
 /// controller restart does not bring every edge back in the same second.
-fn backoff(attempt: u32, max: Duration) -> Duration {
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
     let ceiling = Duration::from_secs(1).saturating_mul(2u32.saturating_pow(attempt.min(16))).min(max);
     let mut bytes = [0u8; 4];
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
