@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# DomainSec quickstart: a controller for "Contoso" on loopback, configured with
-# dsctl the way the white paper's walkthrough configures Exchange.
+# DomainSec quickstart: a controller for "Contoso" and its two edges (mail1 and
+# mail2, as in the white paper) on loopback, configured with dsctl the way the
+# paper's walkthrough configures Exchange, with the edges kept in sync.
 #
 #   ./deploy/quickstart.sh          build, start, configure, and leave it running
 #   ./deploy/quickstart.sh stop     stop everything it started and remove its files
@@ -13,6 +14,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$root/.quickstart"
 bin="$root/target/release"
 admin_port="${DOMAINSEC_ADMIN_PORT:-50052}"
+edge_port="${DOMAINSEC_EDGE_PORT:-50051}"
 database="domainsec_quickstart"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -20,15 +22,22 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 
 server_url() { echo "${1%/*}/$2"; }
 
-stop() {
-  if [ -f "$work/controller.pid" ]; then
-    pid="$(cat "$work/controller.pid")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      echo "stopped the controller (pid $pid)"
-    fi
+stop_pid() {  # stop_pid FILE NAME
+  [ -f "$1" ] || return 0
+  pid="$(cat "$1")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    echo "stopped $2 (pid $pid)"
   fi
+}
+
+stop() {
+  for pidfile in "$work"/edge-*.pid; do
+    [ -e "$pidfile" ] && stop_pid "$pidfile" "edge $(basename "$pidfile" .pid | sed 's/^edge-//')"
+  done
+  stop_pid "$work/controller.pid" "the controller"
   if [ -f "$work/database-url" ]; then
     psql "$(cat "$work/database-url")" -qc "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
     echo "dropped database $database"
@@ -65,7 +74,7 @@ show "$bin/domainsec-controller" init --org Contoso --database-url "$url" \
 
 step "Start the controller (domainsec-controller serve)"
 "$bin/domainsec-controller" serve --database-url "$url" --state-dir "$work/state" \
-  --admin-listen "127.0.0.1:$admin_port" > "$work/controller.log" 2>&1 &
+  --admin-listen "127.0.0.1:$admin_port" --edge-listen "127.0.0.1:$edge_port" > "$work/controller.log" 2>&1 &
 echo $! > "$work/controller.pid"
 export DSCTL_CREDENTIALS="$work/admin.toml"
 deadline=$((SECONDS + 30))
@@ -75,7 +84,7 @@ until "$bin/dsctl" whoami >/dev/null 2>&1; do
   fi
   sleep 0.2
 done
-echo "controller pid $(cat "$work/controller.pid"), admin API on 127.0.0.1:$admin_port, log $work/controller.log"
+echo "controller pid $(cat "$work/controller.pid"), admin API on 127.0.0.1:$admin_port, edge port on 127.0.0.1:$edge_port, log $work/controller.log"
 dsctl() { show "$bin/dsctl" "$@"; }
 
 step "Accepted domains and edges"
@@ -104,6 +113,33 @@ dsctl transport-config get
 dsctl send-connector list
 dsctl receive-connector list
 
+step "Subscribe the edges (New-EdgeSubscription) and run them"
+for edge in mail1 mail2; do
+  dsctl edge new-subscription "$edge" --out "$work/$edge.subscription"
+  show "$bin/domainsec-edge" subscribe --file "$work/$edge.subscription" --data-dir "$work/edges/$edge"
+  "$bin/domainsec-edge" run --data-dir "$work/edges/$edge" --heartbeat-interval 5s > "$work/edge-$edge.log" 2>&1 &
+  echo $! > "$work/edge-$edge.pid"
+  echo "edge $edge running (pid $!, log $work/edge-$edge.log)"
+done
+
+# Waits until every edge runs the current configuration (Test-EdgeSynchronization).
+wait_in_sync() {
+  local deadline=$((SECONDS + 30))
+  until "$bin/dsctl" -o json edge test-sync | grep -q '"in_sync": true' \
+      && ! "$bin/dsctl" -o json edge test-sync | grep -q '"in_sync": false'; do
+    if [ "$SECONDS" -ge "$deadline" ]; then echo "the edges did not sync within 30 s"; return 1; fi
+    sleep 0.2
+  done
+}
+wait_in_sync
+dsctl edge test-sync
+
+step "Change the partner list; EdgeSync pushes it to both edges"
+dsctl transport-config set --add-tls-send-domain-secure fabrikam.com --add-tls-receive-domain-secure fabrikam.com
+wait_in_sync
+dsctl fleet status
+dsctl edge sync --all
+
 step "A mistake is refused, naming the field and the rule"
 show "$bin/dsctl" transport-config set --add-tls-send-domain-secure woodgrove..com || true
 
@@ -112,9 +148,11 @@ dsctl audit --limit 5
 
 cat <<EOT
 
-DomainSec's controller is running for Contoso.
+DomainSec's controller and edges mail1 and mail2 are running for Contoso.
   export DSCTL_CREDENTIALS=$work/admin.toml
   $bin/dsctl transport-config get          # or: -o json
+  $bin/dsctl fleet status
+  $bin/domainsec-edge status --data-dir $work/edges/mail1
   $bin/dsctl --help
 Stop everything: ./deploy/quickstart.sh stop
 EOT

@@ -176,3 +176,57 @@ async fn an_unreachable_controller_is_explained(pool: PgPool) {
     assert!(run.stderr.contains("cannot reach a controller (127.0.0.1:1"), "{}", run.stderr);
     assert!(run.stderr.contains("is `domainsec-controller serve` running there?"), "{}", run.stderr);
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn subscribe_an_edge_and_watch_it_sync(pool: PgPool) {
+    use std::os::unix::fs::PermissionsExt;
+
+    use edge::{
+        control::sync::{EdgeAgent, SyncSettings},
+        store::DataDir,
+    };
+
+    let controller = TestController::start(pool).await;
+    let admin = controller.org_admin_credentials();
+    let file = controller.dir.path().join("mail1.subscription");
+    let file_arg = file.to_string_lossy().into_owned();
+    let out =
+        ok(&admin, &["edge", "new-subscription", "mail1", "--fqdn", "mail1.contoso.com", "--out", &file_arg]).await;
+    assert!(out.contains("domainsec-edge subscribe --file"), "{out}");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "the file holds a secret");
+    let run = dsctl(Some(&admin), &["edge", "new-subscription", "mail1", "--out", &file_arg]).await;
+    assert!(run.stderr.contains("already exists; choose another --out file"), "{}", run.stderr);
+
+    let data = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(data.path().join("mail1"));
+    edge::control::subscribe::subscribe(&file, &dir).await.unwrap();
+    let out = ok(&admin, &["edge", "list"]).await;
+    assert!(out.lines().any(|l| l.starts_with("mail1") && l.contains("subscribed")), "{out}");
+
+    let settings =
+        SyncSettings { heartbeat_interval: std::time::Duration::from_millis(100), ..SyncSettings::default() };
+    let agent = EdgeAgent::load(dir, settings).unwrap();
+    let mut config = agent.config();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(agent.run(shutdown.clone()));
+    ok(&admin, &["transport-config", "set", "--tls-receive-domain-secure-list", "woodgrovebank.com"]).await;
+    let wait = config.wait_for(|c| c.as_ref().is_some_and(|c| !c.transport.tls_receive_domain_secure_list.is_empty()));
+    tokio::time::timeout(std::time::Duration::from_secs(10), wait).await.unwrap().unwrap();
+
+    // Fleet status shows it connected at the current version once recorded.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = ok(&admin, &["fleet", "status"]).await;
+        let row = out.lines().find(|l| l.starts_with("mail1")).unwrap_or_default().to_owned();
+        if row.contains("(current)") && row.contains("since") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "fleet status never showed mail1 in sync: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let out = ok(&admin, &["edge", "test-sync"]).await;
+    assert!(out.lines().any(|l| l.starts_with("mail1") && l.contains("yes")), "{out}");
+    let out = ok(&admin, &["edge", "sync", "mail1"]).await;
+    assert!(out.lines().any(|l| l.starts_with("mail1") && l.contains("acked")), "{out}");
+    shutdown.cancel();
+}

@@ -91,7 +91,7 @@ pub async fn run(context: &mut Context, args: AuditArgs) -> anyhow::Result<()> {
             id: entry.id,
             at: entry.at,
             actor: entry.actor,
-            actor_role: words::role_word(entry.actor_role),
+            actor_role: entry.actor_role,
             action: entry.action,
             target: entry.target,
             config_version: entry.config_version,

@@ -254,7 +254,7 @@ pub fn audit_entry(entry: &AuditEntry) -> pb::AuditEntry {
         id: entry.id,
         at: entry.at.to_rfc3339(),
         actor: entry.actor.clone(),
-        actor_role: entry.actor_role.parse::<Role>().map_or(pb::Role::Unspecified, role_reply) as i32,
+        actor_role: entry.actor_role.clone(),
         action: entry.action.clone(),
         target: entry.target.clone(),
         config_version: u64::try_from(entry.config_version).unwrap_or_default(),
