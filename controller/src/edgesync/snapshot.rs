@@ -4,7 +4,10 @@
 //! loads the whole configuration once (in one consistent read) and each edge's
 //! snapshot is a filter over it.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
 
 use domainsec_model::{ReceiveConnector, Routing, SendConnector, TransportConfig};
 use proto::edge as pb;
@@ -27,23 +30,35 @@ pub struct OrgConfig {
 }
 
 /// The newest [`OrgConfig`], loaded at most once per version.
+///
+/// Thousands of edge streams ask at once when the version moves: they read
+/// under a plain read lock, and only a stale cache takes the loading lock.
 #[derive(Default)]
 pub struct SnapshotCache {
-    current: Mutex<Option<Arc<OrgConfig>>>,
+    current: RwLock<Option<Arc<OrgConfig>>>,
+    loading: Mutex<()>,
 }
 
 impl SnapshotCache {
     /// The configuration at `version` or newer.
     pub async fn at_least(&self, pool: &PgPool, version: u64) -> Result<Arc<OrgConfig>, db::Error> {
-        let mut current = self.current.lock().await;
-        if let Some(config) = current.as_ref()
-            && config.version >= version
-        {
-            return Ok(config.clone());
+        if let Some(config) = self.cached(version) {
+            return Ok(config);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(config) = self.cached(version) {
+            return Ok(config);
         }
         let config = Arc::new(OrgConfig::load(pool).await?);
-        *current = Some(config.clone());
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(config.clone());
+        }
         Ok(config)
+    }
+
+    fn cached(&self, version: u64) -> Option<Arc<OrgConfig>> {
+        let current = self.current.read().ok()?;
+        current.as_ref().filter(|config| config.version >= version).cloned()
     }
 }
 
