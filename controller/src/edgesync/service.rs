@@ -101,6 +101,9 @@ impl EdgeSync for EdgeSyncService {
 
     async fn sync(&self, request: Request<Streaming<pb::EdgeMessage>>) -> Result<Response<Self::SyncStream>, Status> {
         let peer = peer(&request)?;
+        if peer.enrollment {
+            return Err(Status::failed_precondition("sync on the controller's name, not the enrollment name"));
+        }
         // Re-checked per stream: the handshake verifier ran when the connection opened.
         let edge = self
             .trusted
