@@ -68,6 +68,19 @@ enum RotationStep {
 
 #[derive(Debug, Subcommand)]
 enum AdminCertCommand {
+    /// List issued admin credentials.
+    List {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Revoke every credential of an admin: the controller refuses them from the next call on.
+    Revoke {
+        /// The admin's name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Issue a credential bundle for another admin.
     Issue {
         /// org-admin, server-admin or view-only.
@@ -194,6 +207,35 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
                         "Activated edge-port certificate {sha256}. Restart the controllers one at a time to present it."
                     );
                 }
+            }
+            Ok(())
+        }
+        Command::AdminCert(AdminCertCommand::List { common }) => {
+            let config = common.resolve()?;
+            let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
+            println!("{:<20}  {:<12}  {:<12}  {:<26}  {:<10}  SHA-256", "NAME", "ROLE", "EDGES", "EXPIRES", "STATE");
+            for db::admins::ListedCredential { sha256, credential } in db::admins::list(&pool).await? {
+                let state = if credential.revoked_at.is_some() { "revoked" } else { "active" };
+                let edges = if credential.edges.is_empty() { "-".to_owned() } else { credential.edges.join(",") };
+                println!(
+                    "{:<20}  {:<12}  {:<12}  {:<26}  {:<10}  {sha256}",
+                    credential.name,
+                    credential.role,
+                    edges,
+                    credential.not_after.format("%Y-%m-%d %H:%M:%SZ"),
+                    state
+                );
+            }
+            Ok(())
+        }
+        Command::AdminCert(AdminCertCommand::Revoke { name, common }) => {
+            let config = common.resolve()?;
+            let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
+            match db::admins::revoke(&pool, &name).await? {
+                0 => anyhow::bail!(
+                    "no active credential for {name:?}; `domainsec-controller admin-cert list` shows them"
+                ),
+                n => println!("revoked {n} credential(s) of {name:?}"),
             }
             Ok(())
         }

@@ -161,4 +161,14 @@ async fn admin_cert_issue_checks_role_and_scope(pool: PgPool) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("already exists; choose another --out file"));
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_credentials").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 2, "the first admin and the auditor");
+
+    let output = controller(&["admin-cert", "revoke", "--name", "auditor", "--state-dir", &state], &url);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = controller(&["admin-cert", "list", "--state-dir", &state], &url);
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(listing.lines().any(|l| l.starts_with("auditor") && l.contains("revoked")), "{listing}");
+    assert!(listing.lines().any(|l| l.starts_with("admin") && l.contains("active")), "{listing}");
+    let output = controller(&["admin-cert", "revoke", "--name", "auditor", "--state-dir", &state], &url);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no active credential for \"auditor\""));
 }

@@ -60,3 +60,31 @@ pub async fn find(pool: &PgPool, sha256: &str) -> Result<Option<AdminCredential>
         .fetch_optional(pool)
         .await?)
 }
+
+/// An issued credential with its fingerprint, as listed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ListedCredential {
+    /// SHA-256 of the certificate.
+    pub sha256: String,
+    /// The credential.
+    #[sqlx(flatten)]
+    pub credential: AdminCredential,
+}
+
+/// Every issued credential, newest first.
+pub async fn list(pool: &PgPool) -> Result<Vec<ListedCredential>> {
+    Ok(sqlx::query_as(
+        "SELECT sha256, name, role, edges, not_after, revoked_at FROM admin_credentials ORDER BY created_at DESC",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Revokes every live credential of `name`; returns how many.
+pub async fn revoke(pool: &PgPool, name: &str) -> Result<u64> {
+    let result = sqlx::query("UPDATE admin_credentials SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}
