@@ -11,6 +11,7 @@
 //! - [`connector`]: send and receive connectors and their enumerations.
 //! - [`transport`]: the organization-wide transport config (secure-domain lists).
 //! - [`role`]: admin roles.
+//! - [`subject`]: X.500 subject names for certificates (the paper's Appendix 1).
 //! - [`credentials`]: the admin credential bundle file.
 
 pub mod connector;
@@ -18,6 +19,7 @@ pub mod credentials;
 pub mod domain;
 pub mod net;
 pub mod role;
+pub mod subject;
 pub mod transport;
 
 pub use connector::{
@@ -27,6 +29,7 @@ pub use connector::{
 pub use domain::{AddressSpace, Domain, DomainError, DomainPattern};
 pub use net::{Binding, IpRange, NetError, SmartHost};
 pub use role::Role;
+pub use subject::{RdnType, SubjectError, SubjectName};
 pub use transport::TransportConfig;
 
 use std::fmt;
