@@ -7,8 +7,10 @@
 //! - [`identity`]: the edge's own key pair and self-signed certificate.
 //! - [`control`]: TLS with pinned controller certificates, subscription, sync.
 //! - [`apply`]: checking a snapshot before taking it.
+//! - [`certificates`]: the certificate store and the key work done on the edge.
 
 pub mod apply;
+pub mod certificates;
 pub mod control;
 pub mod identity;
 pub mod store;

@@ -7,6 +7,7 @@
 pub mod accepted_domains;
 pub mod admins;
 pub mod audit;
+pub mod certificates;
 pub mod change;
 pub mod edges;
 pub mod organization;

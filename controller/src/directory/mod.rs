@@ -21,7 +21,10 @@ use crate::{
     },
 };
 
+mod certificates;
 mod edges;
+
+pub use certificates::NewCertificate;
 
 pub use edges::{EdgeSide, EdgeSyncOutcome, EdgeSyncTest, FleetEntry, NewSubscription};
 

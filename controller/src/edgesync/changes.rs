@@ -17,6 +17,8 @@ pub const CONFIG_CHANNEL: &str = "domainsec_config";
 pub const EDGES_CHANNEL: &str = "domainsec_edges";
 /// Payload: comma-separated edge names, or `*`.
 pub const RESYNC_CHANNEL: &str = "domainsec_resync";
+/// Payload: the edge that has certificate tasks waiting.
+pub const TASKS_CHANNEL: &str = "domainsec_tasks";
 
 /// Runs until `shutdown`, publishing the newest config version on `versions`.
 pub async fn follow(
@@ -51,7 +53,7 @@ async fn listen(
     shutdown: &CancellationToken,
 ) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen_all([CONFIG_CHANNEL, EDGES_CHANNEL, RESYNC_CHANNEL]).await?;
+    listener.listen_all([CONFIG_CHANNEL, EDGES_CHANNEL, RESYNC_CHANNEL, TASKS_CHANNEL]).await?;
     // Anything that happened while we were not listening.
     recheck(pool, versions, trusted, fleet).await?;
     let mut periodic = tokio::time::interval(RECHECK_INTERVAL);
@@ -68,6 +70,7 @@ async fn listen(
                         }
                     }
                     EDGES_CHANNEL => reload_trust(pool, trusted, fleet).await?,
+                    TASKS_CHANNEL => fleet.notify_tasks(notification.payload()),
                     RESYNC_CHANNEL => {
                         let payload = notification.payload();
                         if payload == "*" {

@@ -27,6 +27,8 @@ pub struct StreamHandle {
     pub cancel: CancellationToken,
     /// Notified to push the current snapshot again.
     pub resync: Arc<Notify>,
+    /// Notified when certificate tasks are queued for the edge.
+    pub tasks: Arc<Notify>,
 }
 
 impl Fleet {
@@ -36,6 +38,7 @@ impl Fleet {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             cancel: CancellationToken::new(),
             resync: Arc::new(Notify::new()),
+            tasks: Arc::new(Notify::new()),
         };
         if let Ok(mut streams) = self.streams.lock()
             && let Some(old) = streams.insert(edge.to_owned(), handle.clone())
@@ -75,6 +78,15 @@ impl Fleet {
                     handle.resync.notify_one();
                 }
             }
+        }
+    }
+
+    /// Tells the edge's stream, if held here, that tasks are waiting.
+    pub fn notify_tasks(&self, edge: &str) {
+        if let Ok(streams) = self.streams.lock()
+            && let Some(handle) = streams.get(edge)
+        {
+            handle.tasks.notify_one();
         }
     }
 

@@ -1,6 +1,10 @@
 //! The `EdgeSync` gRPC service: subscription and the per-edge sync stream.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use chrono::Utc;
 use proto::edge::{self as pb, edge_message::Kind, edge_sync_server::EdgeSync};
@@ -128,6 +132,7 @@ impl EdgeSync for EdgeSyncService {
             in_flight: None,
             sent_or_applied: 0,
             force: false,
+            tasks_sent: HashSet::new(),
         };
         let span = info_span!("sync", edge = %edge, remote = %peer.remote);
         tokio::spawn(stream.run(request.into_inner()).instrument(span));
@@ -148,6 +153,8 @@ struct EdgeStream {
     sent_or_applied: u64,
     /// Push the current version again even if the edge has it.
     force: bool,
+    /// Certificate tasks sent on this stream (the edge answers a repeat the same way).
+    tasks_sent: HashSet<String>,
 }
 
 impl EdgeStream {
@@ -160,6 +167,7 @@ impl EdgeStream {
         self.service.status.update(&self.state);
         info!("edge connected");
         let mut versions = self.service.versions.clone();
+        self.handle.tasks.notify_one();
         let reason = loop {
             if let Err(reason) = self.push_if_due().await {
                 break reason;
@@ -172,13 +180,18 @@ impl EdgeStream {
                 }
                 changed = versions.changed() => if changed.is_err() { break "controller stopping" },
                 () = self.handle.resync.notified() => self.force = true,
+                () = self.handle.tasks.notified() => {
+                    if let Err(reason) = self.send_tasks().await {
+                        break reason;
+                    }
+                }
                 () = sleep_until(deadline) => {
                     warn!(version = self.in_flight.map(|(v, _)| v), "no ACK in time; will push again");
                     self.in_flight = None;
                     self.force = true;
                 }
                 message = inbound.message() => match message {
-                    Ok(Some(message)) => self.receive(message),
+                    Ok(Some(message)) => self.receive(message).await,
                     Ok(None) => break "edge closed the stream",
                     Err(status) => { debug!(%status, "stream error"); break "stream error" }
                 },
@@ -221,11 +234,50 @@ impl EdgeStream {
         Ok(())
     }
 
-    fn receive(&mut self, message: pb::EdgeMessage) {
+    /// Sends the edge's queued certificate tasks not yet sent on this stream.
+    async fn send_tasks(&mut self) -> Result<(), &'static str> {
+        let tasks = match db::certificates::queued(&self.service.pool, self.state.edge_id).await {
+            Ok(tasks) => tasks,
+            Err(error) => {
+                warn!(%error, "could not read certificate tasks");
+                return Ok(());
+            }
+        };
+        for task in tasks {
+            if !self.tasks_sent.insert(task.id.clone()) {
+                continue;
+            }
+            debug!(task = %task.id, "sending certificate task");
+            let message = pb::ControllerMessage { kind: Some(pb::controller_message::Kind::CertificateTask(task)) };
+            if self.sender.send(Ok(message)).await.is_err() {
+                return Err("edge went away");
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_certificates(&self, result: Option<&pb::CertificateResult>, inventory: &[pb::CertificateInfo]) {
+        let pool = &self.service.pool;
+        if let Some(result) = result
+            && let Err(error) = db::certificates::finish(pool, self.state.edge_id, result).await
+        {
+            warn!(%error, "could not record a certificate task result");
+        }
+        if let Err(error) = db::certificates::replace_inventory(pool, self.state.edge_id, inventory).await {
+            warn!(%error, "could not record the edge's certificates");
+        }
+    }
+
+    async fn receive(&mut self, message: pb::EdgeMessage) {
         let now = Utc::now();
         self.state.last_seen_at = Some(now);
         match message.kind {
+            Some(Kind::CertificateResult(result)) => {
+                info!(task = %result.id, ok = result.ok, error = %result.error, "certificate task answered");
+                self.record_certificates(Some(&result), &result.certificates).await;
+            }
             Some(Kind::Hello(hello)) => {
+                self.record_certificates(None, &hello.certificates).await;
                 self.sent_or_applied = self.sent_or_applied.max(hello.applied_version);
                 self.state.section_digests = Json(hello.section_digests.into_iter().collect());
                 self.state.agent_version = Some(hello.agent_version);

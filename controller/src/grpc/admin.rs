@@ -264,6 +264,86 @@ impl AdminApi for AdminService {
         Ok(Response::new(convert::sync_tests(version, tests)))
     }
 
+    async fn new_certificate(&self, request: Request<pb::NewCertificateRequest>) -> Reply<pb::CertificateTasks> {
+        let admin = self.caller(&request).await?;
+        let spec = convert::new_certificate(request.into_inner()).map_err(invalid)?;
+        let (task, warnings) = self.directory.new_certificate(&admin, spec).await?;
+        Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings }))
+    }
+
+    async fn import_certificate(&self, request: Request<pb::ImportCertificateRequest>) -> Reply<pb::CertificateTasks> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edges = domainsec_model::parse_set("edges", &request.edges, true, domainsec_model::ObjectName::parse)
+            .map_err(invalid)?;
+        let services = convert::services(&request.services).map_err(invalid)?;
+        if request.data.len() > MAX_IMPORT_BYTES {
+            return Err(Status::invalid_argument(format!("data: larger than {MAX_IMPORT_BYTES} bytes")));
+        }
+        let tasks =
+            self.directory.import_certificate(&admin, edges, request.data, services, request.friendly_name).await?;
+        Ok(Response::new(pb::CertificateTasks {
+            tasks: tasks.iter().map(convert::certificate_task).collect(),
+            warnings: vec![],
+        }))
+    }
+
+    async fn enable_certificate(&self, request: Request<pb::EnableCertificateRequest>) -> Reply<pb::CertificateTasks> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edge = convert::object_name("edge", &request.edge).map_err(invalid)?;
+        let thumbprint = convert::thumbprint(&request.thumbprint).map_err(invalid)?;
+        let services = convert::services(&request.services).map_err(invalid)?;
+        if services.is_empty() {
+            return Err(Status::invalid_argument("services: name at least one service (smtp)"));
+        }
+        let task = self.directory.enable_certificate(&admin, edge, thumbprint, services).await?;
+        Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings: vec![] }))
+    }
+
+    async fn remove_certificate(&self, request: Request<pb::RemoveCertificateRequest>) -> Reply<pb::CertificateTasks> {
+        let admin = self.caller(&request).await?;
+        let edge = convert::object_name("edge", &request.get_ref().edge).map_err(invalid)?;
+        let thumbprint = convert::thumbprint(&request.get_ref().thumbprint).map_err(invalid)?;
+        let task = self.directory.remove_certificate(&admin, edge, thumbprint).await?;
+        Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings: vec![] }))
+    }
+
+    async fn get_certificate_task(
+        &self,
+        request: Request<pb::GetCertificateTaskRequest>,
+    ) -> Reply<pb::CertificateTask> {
+        self.caller(&request).await?;
+        let id = uuid::Uuid::parse_str(&request.get_ref().id)
+            .map_err(|_| Status::invalid_argument(format!("id {:?}: not a task id", request.get_ref().id)))?;
+        let task = self.directory.certificate_task(id).await?;
+        Ok(Response::new(convert::certificate_task(&task)))
+    }
+
+    async fn list_certificates(
+        &self,
+        request: Request<pb::ListCertificatesRequest>,
+    ) -> Reply<pb::ListCertificatesResponse> {
+        self.caller(&request).await?;
+        let request = request.into_inner();
+        let edge = match request.edge.as_str() {
+            "" => None,
+            edge => Some(convert::object_name("edge", edge).map_err(invalid)?),
+        };
+        let thumbprint = match request.thumbprint.as_str() {
+            "" => None,
+            value => Some(convert::thumbprint(value).map_err(invalid)?),
+        };
+        let domain = match request.domain_name.as_str() {
+            "" => None,
+            value => Some(convert::domain("domain_name", value).map_err(invalid)?),
+        };
+        let certificates = self.directory.certificates(edge.as_ref(), thumbprint.as_deref(), domain.as_ref()).await?;
+        Ok(Response::new(pb::ListCertificatesResponse {
+            certificates: certificates.into_iter().map(convert::edge_certificate).collect(),
+        }))
+    }
+
     async fn list_audit_entries(
         &self,
         request: Request<pb::ListAuditEntriesRequest>,
@@ -279,4 +359,5 @@ impl AdminApi for AdminService {
 }
 
 const DEFAULT_AUDIT_LIMIT: u32 = 50;
+const MAX_IMPORT_BYTES: usize = 1024 * 1024;
 const DEFAULT_SUBSCRIPTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);

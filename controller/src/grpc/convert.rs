@@ -470,3 +470,105 @@ pub fn edge_names(names: &[String]) -> Result<Option<Vec<ObjectName>>, InvalidFi
     }
     parse_set("names", names, true, ObjectName::parse).map(Some)
 }
+
+// --- certificates ---
+
+/// Parses a New-ExchangeCertificate request.
+pub fn new_certificate(request: pb::NewCertificateRequest) -> Result<crate::directory::NewCertificate, InvalidField> {
+    let subject = match request.subject_name.trim() {
+        "" => None,
+        text => {
+            Some(domainsec_model::SubjectName::parse(text).map_err(|e| InvalidField::new("subject_name", text, e))?)
+        }
+    };
+    let key_algorithm = match request.key_algorithm.as_str() {
+        "" | "ecdsa-p256" => "ecdsa-p256",
+        "ecdsa-p384" => "ecdsa-p384",
+        other @ ("rsa2048" | "rsa3072") => {
+            return Err(InvalidField::new(
+                "key_algorithm",
+                other,
+                "RSA keys are not available yet; use ecdsa-p256 or ecdsa-p384 (importing and validating RSA \
+                 certificates is unaffected)",
+            ));
+        }
+        other => {
+            return Err(InvalidField::new(
+                "key_algorithm",
+                other,
+                "expected ecdsa-p256, ecdsa-p384, rsa2048 or rsa3072",
+            ));
+        }
+    };
+    Ok(crate::directory::NewCertificate {
+        edge: object_name("edge", &request.edge)?,
+        subject,
+        domain_names: parse_set("domain_names", &request.domain_names, false, DomainPattern::parse)?,
+        include_accepted_domains: request.include_accepted_domains,
+        friendly_name: request.friendly_name,
+        generate_request: request.generate_request,
+        key_algorithm: key_algorithm.to_owned(),
+        services: services(&request.services)?,
+    })
+}
+
+/// Parses the services a certificate is enabled for (`smtp`).
+pub fn services(values: &[String]) -> Result<Vec<String>, InvalidField> {
+    parse_set("services", values, false, |value| match value.to_ascii_lowercase().as_str() {
+        "smtp" => Ok("smtp".to_owned()),
+        _ => Err("the only service is smtp"),
+    })
+}
+
+/// Checks a thumbprint: 40 hex digits (SHA-1, spaces and colons allowed) or `pending:ID`.
+pub fn thumbprint(value: &str) -> Result<String, InvalidField> {
+    if let Some(id) = value.strip_prefix("pending:") {
+        return uuid::Uuid::parse_str(id).map(|id| format!("pending:{id}")).map_err(|_| {
+            InvalidField::new("thumbprint", value, "a pending request is named pending:ID (dsctl cert get)")
+        });
+    }
+    let hex: String = value.chars().filter(|c| !matches!(c, ' ' | ':')).collect();
+    if hex.len() != 40 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(InvalidField::new(
+            "thumbprint",
+            value,
+            "expected the 40 hex digits of the SHA-1 thumbprint (dsctl cert get)",
+        ));
+    }
+    Ok(hex.to_ascii_uppercase())
+}
+
+/// Encodes a task.
+pub fn certificate_task(task: &crate::db::certificates::Task) -> pb::CertificateTask {
+    pb::CertificateTask {
+        id: task.id.to_string(),
+        edge: task.edge.clone(),
+        kind: task.kind.clone(),
+        state: task.state.clone(),
+        error: task.error.clone().unwrap_or_default(),
+        request_pem: task.request_pem.clone().unwrap_or_default(),
+        thumbprint: task.thumbprint.clone().unwrap_or_default(),
+        requested_by: task.requested_by.clone(),
+        created_at: task.created_at.to_rfc3339(),
+        finished_at: task.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+    }
+}
+
+/// Encodes a mirrored certificate.
+pub fn edge_certificate(c: crate::db::certificates::EdgeCertificate) -> pb::EdgeCertificate {
+    pb::EdgeCertificate {
+        edge: c.edge,
+        thumbprint: c.thumbprint,
+        sha256: c.sha256,
+        subject: c.subject,
+        issuer: c.issuer,
+        serial: c.serial,
+        dns_names: c.dns_names,
+        not_before: c.not_before,
+        not_after: c.not_after,
+        services: c.services,
+        key_status: c.key_status,
+        friendly_name: c.friendly_name,
+        certificate_pem: c.certificate_pem,
+    }
+}

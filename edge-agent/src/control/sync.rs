@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::tls::{self, PinnedControllers};
 use crate::{
     apply::{self, EdgeConfig},
+    certificates::CertificateStore,
     identity::EdgeIdentity,
     store::{ControllerTrust, DataDir},
 };
@@ -43,6 +44,7 @@ pub struct EdgeAgent {
     config: watch::Sender<Option<Arc<EdgeConfig>>>,
     counters: HashMap<&'static str, u64>,
     settings: SyncSettings,
+    certificates: CertificateStore,
 }
 
 /// Why one stream ended.
@@ -73,7 +75,8 @@ impl EdgeAgent {
             None => None,
         };
         let (config, _) = watch::channel(config);
-        Ok(Self { dir, identity, trust, pinned, current, config, counters: HashMap::new(), settings })
+        let certificates = CertificateStore::new(dir.root());
+        Ok(Self { dir, identity, trust, pinned, current, config, counters: HashMap::new(), settings, certificates })
     }
 
     /// The configuration being served (for the relay, from later issues, and tests).
@@ -123,6 +126,7 @@ impl EdgeAgent {
             applied_version: self.current.as_ref().map_or(0, |s| s.version),
             section_digests: self.current.as_ref().map(pb::section_digests).unwrap_or_default().into_iter().collect(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            certificates: self.certificates.inventory(),
         };
         let _ = sender.send(message(Kind::Hello(hello))).await;
         let mut inbound = match EdgeSyncClient::new(channel).sync(ReceiverStream::new(receiver)).await {
@@ -151,6 +155,12 @@ impl EdgeAgent {
                         connected = true;
                         let answer = self.apply(snapshot);
                         if sender.send(message(answer)).await.is_err() {
+                            return StreamEnd::Lost("connected, then the stream closed".into());
+                        }
+                    }
+                    Ok(Some(pb::ControllerMessage { kind: Some(controller_message::Kind::CertificateTask(task)) })) => {
+                        let result = self.certificates.execute(&task);
+                        if sender.send(message(Kind::CertificateResult(result))).await.is_err() {
                             return StreamEnd::Lost("connected, then the stream closed".into());
                         }
                     }

@@ -1,0 +1,183 @@
+//! Certificate tasks and the mirror of each edge's certificate store.
+
+use chrono::{DateTime, Utc};
+use proto::edge as pb;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::Result;
+
+/// A task as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Task {
+    /// Id.
+    pub id: Uuid,
+    /// Edge name.
+    pub edge: String,
+    /// `new`, `request`, `import`, `enable`, `remove`.
+    pub kind: String,
+    /// `queued`, `done`, `failed`.
+    pub state: String,
+    /// Failure reason.
+    pub error: Option<String>,
+    /// PKCS#10 for a request.
+    pub request_pem: Option<String>,
+    /// Certificate made or changed.
+    pub thumbprint: Option<String>,
+    /// Who asked.
+    pub requested_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The protobuf task, base64.
+    pub params: serde_json::Value,
+}
+
+const SELECT: &str = "SELECT t.id, e.name AS edge, t.kind, t.state, t.error, t.request_pem, t.thumbprint,
+        t.requested_by, t.created_at, t.finished_at, t.params
+    FROM certificate_tasks t JOIN edges e ON e.id = t.edge_id";
+
+/// Queues a task for an edge and tells the controllers.
+pub async fn queue(
+    conn: &mut PgConnection,
+    edge_id: Uuid,
+    edge: &str,
+    kind: &str,
+    task: &pb::CertificateTask,
+    requested_by: &str,
+) -> Result<Uuid> {
+    use base64::Engine as _;
+    let id: Uuid = task.id.parse().unwrap_or_else(|_| Uuid::new_v4());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(prost::Message::encode_to_vec(task));
+    sqlx::query(
+        "INSERT INTO certificate_tasks (id, edge_id, kind, params, state, requested_by)
+         VALUES ($1, $2, $3, $4, 'queued', $5)",
+    )
+    .bind(id)
+    .bind(edge_id)
+    .bind(kind)
+    .bind(serde_json::json!({ "task": encoded }))
+    .bind(requested_by)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify('domainsec_tasks', $1)").bind(edge).execute(conn).await?;
+    Ok(id)
+}
+
+/// The queued tasks of an edge, oldest first, decoded.
+pub async fn queued(pool: &PgPool, edge_id: Uuid) -> Result<Vec<pb::CertificateTask>> {
+    use base64::Engine as _;
+    let rows: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT params FROM certificate_tasks WHERE edge_id = $1 AND state = 'queued' ORDER BY created_at",
+    )
+    .bind(edge_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|params| params.get("task")?.as_str().map(str::to_owned))
+        .filter_map(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded).ok())
+        .filter_map(|bytes| <pb::CertificateTask as prost::Message>::decode(bytes.as_slice()).ok())
+        .collect())
+}
+
+/// Records an edge's answer to a task.
+pub async fn finish(pool: &PgPool, edge_id: Uuid, result: &pb::CertificateResult) -> Result<()> {
+    let Ok(id) = result.id.parse::<Uuid>() else { return Ok(()) };
+    sqlx::query(
+        "UPDATE certificate_tasks SET state = $3, error = NULLIF($4, ''), request_pem = NULLIF($5, ''),
+             thumbprint = NULLIF($6, ''), finished_at = now()
+         WHERE id = $1 AND edge_id = $2 AND state = 'queued'",
+    )
+    .bind(id)
+    .bind(edge_id)
+    .bind(if result.ok { "done" } else { "failed" })
+    .bind(&result.error)
+    .bind(&result.request_pem)
+    .bind(&result.thumbprint)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// One task.
+pub async fn task(pool: &PgPool, id: Uuid) -> Result<Option<Task>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = $1"))).bind(id).fetch_optional(pool).await?)
+}
+
+/// Replaces the mirror of an edge's store with what it reported.
+pub async fn replace_inventory(pool: &PgPool, edge_id: Uuid, certificates: &[pb::CertificateInfo]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM edge_certificates WHERE edge_id = $1").bind(edge_id).execute(&mut *tx).await?;
+    for (position, c) in certificates.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO edge_certificates (edge_id, thumbprint, position, sha256, subject, issuer, serial, dns_names,
+                 not_before, not_after, services, key_status, friendly_name, certificate_pem)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (edge_id, thumbprint) DO NOTHING",
+        )
+        .bind(edge_id)
+        .bind(&c.thumbprint)
+        .bind(i32::try_from(position).unwrap_or(i32::MAX))
+        .bind(&c.sha256)
+        .bind(&c.subject)
+        .bind(&c.issuer)
+        .bind(&c.serial)
+        .bind(&c.dns_names)
+        .bind(&c.not_before)
+        .bind(&c.not_after)
+        .bind(&c.services)
+        .bind(&c.key_status)
+        .bind(&c.friendly_name)
+        .bind(&c.certificate_pem)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A mirrored certificate.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EdgeCertificate {
+    /// Edge name.
+    pub edge: String,
+    /// SHA-1 thumbprint (or `pending:ID`).
+    pub thumbprint: String,
+    /// SHA-256.
+    pub sha256: String,
+    /// Subject.
+    pub subject: String,
+    /// Issuer.
+    pub issuer: String,
+    /// Serial.
+    pub serial: String,
+    /// SAN DNS names.
+    pub dns_names: Vec<String>,
+    /// Validity start.
+    pub not_before: String,
+    /// Validity end.
+    pub not_after: String,
+    /// Enabled services.
+    pub services: Vec<String>,
+    /// present, pending, missing.
+    pub key_status: String,
+    /// Friendly name.
+    pub friendly_name: String,
+    /// PEM.
+    pub certificate_pem: String,
+}
+
+/// Mirrored certificates, per edge in the edge's order.
+pub async fn list(pool: &PgPool, edge: Option<&str>) -> Result<Vec<EdgeCertificate>> {
+    Ok(sqlx::query_as(
+        "SELECT e.name AS edge, c.thumbprint, c.sha256, c.subject, c.issuer, c.serial, c.dns_names, c.not_before,
+             c.not_after, c.services, c.key_status, c.friendly_name, c.certificate_pem
+         FROM edge_certificates c JOIN edges e ON e.id = c.edge_id
+         WHERE ($1::text IS NULL OR e.name = $1) ORDER BY e.name, c.position",
+    )
+    .bind(edge)
+    .fetch_all(pool)
+    .await?)
+}

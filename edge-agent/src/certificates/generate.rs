@@ -1,0 +1,183 @@
+//! Making keys, self-signed certificates and PKCS#10 requests, and binding an
+//! issued certificate to the pending key it was requested with.
+
+use std::fs;
+
+use domainsec_model::{DomainPattern, SubjectName};
+use proto::edge as pb;
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType,
+    SignatureAlgorithm,
+};
+use ring::{rand::SystemRandom, signature::EcdsaKeyPair};
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::{CertificateStore, Metadata, Pending, TaskError, der_name, inventory::thumbprint, safe};
+use crate::store::write_atomic;
+
+/// A self-signed certificate, valid 12 months, key made here.
+pub fn self_signed(store: &CertificateStore, new: &pb::NewCertificate) -> Result<pb::CertificateResult, TaskError> {
+    let (subject, names) = parse_names(new)?;
+    let (key, ring_key) = make_key(&new.key_algorithm)?;
+    let params = params(&names, true)?;
+    let certificate = params.self_signed(&key).map_err(invalid)?;
+    let der = der_name::rename_certificate(certificate.der(), &subject, true, &ring_key).map_err(invalid)?;
+    let thumbprint = thumbprint(&der);
+    write_atomic(&store.key_path(&thumbprint), key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomic(
+        &store.certificate_path(&thumbprint),
+        pem::encode(&pem::Pem::new("CERTIFICATE", der)).as_bytes(),
+        0o644,
+    )?;
+    store.store_metadata(
+        &thumbprint,
+        &Metadata { friendly_name: new.friendly_name.clone(), services: new.services.clone() },
+    )?;
+    Ok(pb::CertificateResult { thumbprint, ..Default::default() })
+}
+
+/// A PKCS#10 request; the key stays here, pending, until the certificate is imported.
+pub fn request(
+    store: &CertificateStore,
+    id: &str,
+    new: &pb::NewCertificate,
+) -> Result<pb::CertificateResult, TaskError> {
+    let (subject, names) = parse_names(new)?;
+    let (key, ring_key) = make_key(&new.key_algorithm)?;
+    let params = params(&names, false)?;
+    let request = params.serialize_request(&key).map_err(invalid)?;
+    let der = der_name::rename_request(request.der(), &subject, &ring_key).map_err(invalid)?;
+    let request_pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
+    let id = safe(id);
+    write_atomic(&store.dir("pending").join(format!("{id}.key")), key.serialize_pem().as_bytes(), 0o600)?;
+    let pending = Pending {
+        subject: subject.to_string(),
+        dns_names: names.iter().map(ToString::to_string).collect(),
+        friendly_name: new.friendly_name.clone(),
+        services: new.services.clone(),
+        request_pem: request_pem.clone(),
+    };
+    let text = toml::to_string(&pending).map_err(|e| TaskError::Invalid(e.to_string()))?;
+    write_atomic(&store.dir("pending").join(format!("{id}.toml")), text.as_bytes(), 0o600)?;
+    Ok(pb::CertificateResult { request_pem, thumbprint: format!("pending:{id}"), ..Default::default() })
+}
+
+/// Binds an issued certificate (PEM chain or DER) to the pending key it matches.
+pub fn import(store: &CertificateStore, import: &pb::ImportCertificate) -> Result<pb::CertificateResult, TaskError> {
+    let chain = certificates(&import.data)?;
+    for entry in fs::read_dir(store.dir("pending")).map_err(|e| TaskError::Invalid(e.to_string()))?.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("key") {
+            continue;
+        }
+        let Ok(key_pem) = fs::read_to_string(&path) else { continue };
+        let Ok(key) = KeyPair::from_pem(&key_pem) else { continue };
+        let public = rcgen::PublicKeyData::subject_public_key_info(&key);
+        let Some(position) = chain
+            .iter()
+            .position(|der| X509Certificate::from_der(der).is_ok_and(|(_, c)| c.public_key().raw == public.as_slice()))
+        else {
+            continue;
+        };
+        let mut ordered = vec![chain[position].clone()];
+        ordered.extend(chain.iter().enumerate().filter(|(i, _)| *i != position).map(|(_, c)| c.clone()));
+        let thumbprint = thumbprint(&ordered[0]);
+        let pending_meta = path.with_extension("toml");
+        let pending: Option<Pending> = fs::read_to_string(&pending_meta).ok().and_then(|t| toml::from_str(&t).ok());
+        let pem_chain: String =
+            ordered.iter().map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.clone()))).collect();
+        write_atomic(&store.certificate_path(&thumbprint), pem_chain.as_bytes(), 0o644)?;
+        write_atomic(&store.key_path(&thumbprint), key_pem.as_bytes(), 0o600)?;
+        let mut services = pending.as_ref().map(|p| p.services.clone()).unwrap_or_default();
+        services.extend(import.services.iter().filter(|s| !services.contains(s)).cloned().collect::<Vec<_>>());
+        let friendly_name = match (&import.friendly_name, &pending) {
+            (name, _) if !name.is_empty() => name.clone(),
+            (_, Some(pending)) => pending.friendly_name.clone(),
+            _ => String::new(),
+        };
+        store.store_metadata(&thumbprint, &Metadata { friendly_name, services })?;
+        let _ = fs::remove_file(&path);
+        let _ = fs::remove_file(&pending_meta);
+        return Ok(pb::CertificateResult { thumbprint, ..Default::default() });
+    }
+    let leaf = chain.first().map(|der| thumbprint(der)).unwrap_or_default();
+    Err(TaskError::Invalid(format!(
+        "certificate {leaf} matches no pending request on this edge; import it on the edge that made the request, \
+         or create one with dsctl cert new --generate-request"
+    )))
+}
+
+fn parse_names(new: &pb::NewCertificate) -> Result<(SubjectName, Vec<DomainPattern>), TaskError> {
+    let subject =
+        SubjectName::parse(&new.subject_name).map_err(|e| TaskError::Invalid(format!("subject name: {e}")))?;
+    let mut names = Vec::new();
+    for (index, name) in new.domain_names.iter().enumerate() {
+        let pattern = DomainPattern::parse(name)
+            .map_err(|e| TaskError::Invalid(format!("domain_names[{index}] {name:?}: {e}")))?;
+        if !names.contains(&pattern) {
+            names.push(pattern);
+        }
+    }
+    Ok((subject, names))
+}
+
+fn params(names: &[DomainPattern], self_signed: bool) -> Result<CertificateParams, TaskError> {
+    let mut params = CertificateParams::default();
+    // A placeholder: der_name writes the full subject afterwards.
+    let mut placeholder = DistinguishedName::new();
+    placeholder.push(DnType::CommonName, "placeholder");
+    params.distinguished_name = placeholder;
+    params.subject_alt_names = names
+        .iter()
+        .map(|name| name.to_string().try_into().map(SanType::DnsName).map_err(invalid))
+        .collect::<Result<_, _>>()?;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    if self_signed {
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(365);
+    }
+    Ok(params)
+}
+
+fn make_key(algorithm: &str) -> Result<(KeyPair, EcdsaKeyPair), TaskError> {
+    let (rcgen_alg, ring_alg): (&'static SignatureAlgorithm, _) = match algorithm {
+        "" | "ecdsa-p256" => (&rcgen::PKCS_ECDSA_P256_SHA256, &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING),
+        "ecdsa-p384" => (&rcgen::PKCS_ECDSA_P384_SHA384, &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING),
+        other => {
+            return Err(TaskError::Invalid(format!(
+                "key algorithm {other:?} is not available on this edge yet; use ecdsa-p256 or ecdsa-p384"
+            )));
+        }
+    };
+    let key = KeyPair::generate_for(rcgen_alg).map_err(invalid)?;
+    let ring_key =
+        EcdsaKeyPair::from_pkcs8(ring_alg, &key.serialize_der(), &SystemRandom::new()).map_err(|e| invalid(e))?;
+    Ok((key, ring_key))
+}
+
+/// DER certificates from PEM (one or more blocks) or a single DER certificate.
+fn certificates(data: &[u8]) -> Result<Vec<Vec<u8>>, TaskError> {
+    if let Ok(blocks) = pem::parse_many(data)
+        && !blocks.is_empty()
+    {
+        let certificates: Vec<Vec<u8>> =
+            blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(|b| b.into_contents()).collect();
+        if certificates.is_empty() {
+            return Err(TaskError::Invalid("the file holds no CERTIFICATE block".to_owned()));
+        }
+        for der in &certificates {
+            X509Certificate::from_der(der).map_err(|e| TaskError::Invalid(format!("not a certificate: {e}")))?;
+        }
+        return Ok(certificates);
+    }
+    X509Certificate::from_der(data)
+        .map_err(|_| TaskError::Invalid("the file is neither a PEM nor a DER certificate".to_owned()))?;
+    Ok(vec![data.to_vec()])
+}
+
+fn invalid(error: impl std::fmt::Display) -> TaskError {
+    TaskError::Invalid(error.to_string())
+}
