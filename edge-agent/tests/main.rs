@@ -2,6 +2,7 @@
 //! database per test) and real edge agents over mutual TLS with direct trust.
 #![allow(clippy::unwrap_used)]
 
+mod certificates;
 mod refusals;
 mod support;
 mod sync;

@@ -2,6 +2,7 @@
 
 mod accepted_domain;
 mod audit;
+mod cert;
 mod edge;
 mod fleet;
 mod receive_connector;
@@ -47,6 +48,9 @@ enum Command {
     /// The organization's edge servers.
     #[command(subcommand)]
     Edge(edge::Command),
+    /// Edge certificates (New-/Import-/Enable-/Get-/Remove-ExchangeCertificate).
+    #[command(subcommand)]
+    Cert(cert::Command),
     /// The edges' sync state and counters.
     #[command(subcommand)]
     Fleet(fleet::Command),
@@ -79,6 +83,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SendConnector(command) => send_connector::run(&mut context, command).await,
         Command::ReceiveConnector(command) => receive_connector::run(&mut context, command).await,
         Command::Edge(command) => edge::run(&mut context, command).await,
+        Command::Cert(command) => cert::run(&mut context, command).await,
         Command::Fleet(command) => fleet::run(&mut context, command).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
         Command::Whoami => audit::whoami(&mut context).await,

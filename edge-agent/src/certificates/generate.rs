@@ -153,8 +153,7 @@ fn make_key(algorithm: &str) -> Result<(KeyPair, EcdsaKeyPair), TaskError> {
         }
     };
     let key = KeyPair::generate_for(rcgen_alg).map_err(invalid)?;
-    let ring_key =
-        EcdsaKeyPair::from_pkcs8(ring_alg, &key.serialize_der(), &SystemRandom::new()).map_err(|e| invalid(e))?;
+    let ring_key = EcdsaKeyPair::from_pkcs8(ring_alg, &key.serialize_der(), &SystemRandom::new()).map_err(invalid)?;
     Ok((key, ring_key))
 }
 

@@ -1,0 +1,216 @@
+//! Certificates managed centrally, key work on the edge: dsctl's API → controller
+//! → the edge's sync stream → the edge's store → the directory's mirror.
+
+use controller::testing::TestController;
+use domainsec_model::Role;
+use proto::admin::{self as pb, admin_client::AdminClient};
+use sqlx::PgPool;
+use tonic::{Code, transport::Channel};
+
+use crate::support::{TestEdge, eventually};
+
+async fn finished(admin: &AdminClient<Channel>, id: &str) -> pb::CertificateTask {
+    eventually("the certificate task to finish", || {
+        let mut admin = admin.clone();
+        let id = id.to_owned();
+        async move {
+            let task = admin.get_certificate_task(pb::GetCertificateTaskRequest { id }).await.unwrap().into_inner();
+            (task.state != "queued").then_some(task)
+        }
+    })
+    .await
+}
+
+fn request(edge: &str, subject: &str) -> pb::NewCertificateRequest {
+    pb::NewCertificateRequest {
+        edge: edge.into(),
+        subject_name: subject.into(),
+        domain_names: vec!["mail.contoso.com".into()],
+        friendly_name: "Internet certificate".into(),
+        generate_request: true,
+        services: vec!["smtp".into()],
+        ..Default::default()
+    }
+}
+
+struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "Test Third-Party CA");
+        Self { issuer: rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap() }
+    }
+
+    /// Signs a PKCS#10 request; returns the certificate and the CA as a PEM chain.
+    fn sign(&self, request_pem: &str) -> Vec<u8> {
+        let der = pem::parse(request_pem).unwrap().into_contents();
+        let csr = rcgen::CertificateSigningRequestParams::from_der(&der.into()).unwrap();
+        let issued = csr.signed_by(&self.issuer).unwrap();
+        format!("{}{}", issued.pem(), self.issuer.pem()).into_bytes()
+    }
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn requests_for_two_edges_are_signed_imported_and_enabled(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let _mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let _mail2 = TestEdge::subscribe(&controller, "mail2").await;
+    let ca = TestCa::new();
+
+    let mut issued = Vec::new();
+    for (edge, subject) in
+        [("mail1", "DC=com,DC=Contoso,CN=mail1.contoso.com"), ("mail2", "DC=com,DC=Contoso,CN=mail2.mail.contoso.com")]
+    {
+        let queued = admin.new_certificate(request(edge, subject)).await.unwrap().into_inner();
+        let task = finished(&admin, &queued.tasks[0].id).await;
+        assert_eq!(task.state, "done", "{}", task.error);
+        assert!(task.request_pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
+        issued.push((edge, ca.sign(&task.request_pem)));
+    }
+    // The directory mirrors the pending requests.
+    let pending = admin
+        .list_certificates(pb::ListCertificatesRequest { edge: "mail1".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificates;
+    assert_eq!(pending[0].key_status, "pending");
+    assert_eq!(pending[0].subject, "DC=com, DC=Contoso, CN=mail1.contoso.com");
+
+    // mail1's certificate matches no key on mail2.
+    let wrong = admin
+        .import_certificate(pb::ImportCertificateRequest {
+            edges: vec!["mail2".into()],
+            data: issued[0].1.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let wrong = finished(&admin, &wrong.tasks[0].id).await;
+    assert_eq!(wrong.state, "failed");
+    assert!(wrong.error.contains("matches no pending request on this edge"), "{}", wrong.error);
+
+    for (edge, chain) in &issued {
+        let queued = admin
+            .import_certificate(pb::ImportCertificateRequest {
+                edges: vec![(*edge).into()],
+                data: chain.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let task = finished(&admin, &queued.tasks[0].id).await;
+        assert_eq!(task.state, "done", "{}", task.error);
+        let certificates = admin
+            .list_certificates(pb::ListCertificatesRequest { edge: (*edge).into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .certificates;
+        assert_eq!(certificates.len(), 1, "the request became the certificate");
+        let certificate = &certificates[0];
+        assert_eq!(certificate.thumbprint, task.thumbprint);
+        assert_eq!(certificate.key_status, "present");
+        assert_eq!(certificate.services, vec!["smtp".to_owned()], "--enable smtp carried from the request");
+        assert_eq!(certificate.issuer, "CN=Test Third-Party CA");
+        assert_eq!(certificate.dns_names, vec!["mail.contoso.com".to_owned()]);
+        assert!(certificate.certificate_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+    // Get-ExchangeCertificate -DomainName: both edges' certificates cover mail.contoso.com.
+    let for_domain = admin
+        .list_certificates(pb::ListCertificatesRequest { domain_name: "mail.contoso.com".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificates;
+    assert_eq!(for_domain.len(), 2);
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_task_for_an_offline_edge_runs_once_when_it_reconnects(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let dir = mail1.stop().await;
+    let queued = admin
+        .new_certificate(pb::NewCertificateRequest {
+            edge: "mail1".into(),
+            services: vec!["smtp".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = queued.tasks[0].id.clone();
+    let task = admin.get_certificate_task(pb::GetCertificateTaskRequest { id: id.clone() }).await.unwrap().into_inner();
+    assert_eq!(task.state, "queued");
+
+    let _mail1 = TestEdge::start(dir);
+    let task = finished(&admin, &id).await;
+    assert_eq!(task.state, "done", "{}", task.error);
+    let certificates = admin
+        .list_certificates(pb::ListCertificatesRequest { edge: "mail1".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificates;
+    assert_eq!(certificates.len(), 1, "made once");
+    assert_eq!(certificates[0].subject, "CN=mail1.contoso.com", "the default CN is the edge's FQDN");
+    assert_eq!(certificates[0].services, vec!["smtp".to_owned()]);
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn bad_certificate_requests_are_refused_at_the_api(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let _mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let status =
+        admin.new_certificate(request("mail1", "C=US o=contoso corp, CN=mail1.contoso.com")).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("a comma is probably missing before \"o=\""), "{}", status.message());
+    let mut rsa = request("mail1", "CN=mail1.contoso.com");
+    rsa.key_algorithm = "rsa2048".into();
+    let status = admin.new_certificate(rsa).await.unwrap_err();
+    assert!(
+        status.message().starts_with("key_algorithm \"rsa2048\": RSA keys are not available yet"),
+        "{}",
+        status.message()
+    );
+    let mut warned = request("mail1", "C=US, DC=com, CN=a.contoso.com, CN=b.contoso.com");
+    warned.generate_request = false;
+    let response = admin.new_certificate(warned).await.unwrap().into_inner();
+    assert_eq!(response.warnings.len(), 2, "{:?}", response.warnings);
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let status = admin
+        .import_certificate(pb::ImportCertificateRequest {
+            edges: vec!["mail1".into()],
+            data: key.serialize_pem().into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("private keys never travel"), "{}", status.message());
+    let status = admin
+        .enable_certificate(pb::EnableCertificateRequest {
+            edge: "mail1".into(),
+            thumbprint: "xyz".into(),
+            services: vec!["smtp".into()],
+        })
+        .await
+        .unwrap_err();
+    assert!(status.message().starts_with("thumbprint \"xyz\": expected the 40 hex digits"), "{}", status.message());
+
+    let viewer = controller.issue(Role::ViewOnly, "auditor", &[]).await;
+    let mut viewer = controller.client(&viewer).await;
+    let status = viewer.new_certificate(request("mail1", "CN=mail1.contoso.com")).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
