@@ -257,14 +257,15 @@ impl EdgeStream {
     }
 
     async fn record_certificates(&self, result: Option<&pb::CertificateResult>, inventory: &[pb::CertificateInfo]) {
+        // The store first, so whoever sees the task finished sees its effect too.
         let pool = &self.service.pool;
+        if let Err(error) = db::certificates::replace_inventory(pool, self.state.edge_id, inventory).await {
+            warn!(%error, "could not record the edge's certificates");
+        }
         if let Some(result) = result
             && let Err(error) = db::certificates::finish(pool, self.state.edge_id, result).await
         {
             warn!(%error, "could not record a certificate task result");
-        }
-        if let Err(error) = db::certificates::replace_inventory(pool, self.state.edge_id, inventory).await {
-            warn!(%error, "could not record the edge's certificates");
         }
     }
 
