@@ -18,7 +18,19 @@ edge_port="${DOMAINSEC_EDGE_PORT:-50051}"
 database="domainsec_quickstart"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+# Prints a command (paths relative to the project, arguments with spaces quoted), then runs it.
+show() {
+  local line='$' arg
+  for arg in "$@"; do
+    arg="${arg#"$root"/}"
+    case "$arg" in
+      *[[:space:]\*\,]* | '') line+=" '$arg'" ;;
+      *) line+=" $arg" ;;
+    esac
+  done
+  printf '%s\n' "$line"
+  "$@"
+}
 
 server_url() { echo "${1%/*}/$2"; }
 
@@ -139,6 +151,17 @@ dsctl transport-config set --add-tls-send-domain-secure fabrikam.com --add-tls-r
 wait_in_sync
 dsctl fleet status
 dsctl edge sync --all
+
+step "Certificates: a request on each edge (New-ExchangeCertificate -GenerateRequest), signed by a test CA"
+"$bin/domainsec-testca" init --dir "$work/ca"
+for pair in mail1:mail1.contoso.com mail2:mail2.mail.contoso.com; do
+  edge="${pair%%:*}"; fqdn="${pair#*:}"
+  dsctl cert new --edge "$edge" --subject-name "C=US, O=contoso corp, CN=$fqdn" --domain-name mail.contoso.com \
+    --friendly-name "Internet certificate" --generate-request --path "$work/$edge.req" --enable smtp
+  show "$bin/domainsec-testca" sign --dir "$work/ca" --csr "$work/$edge.req" --out "$work/$edge.cer"
+  dsctl cert import --edge "$edge" --path "$work/$edge.cer"
+done
+dsctl cert get
 
 step "A mistake is refused, naming the field and the rule"
 show "$bin/dsctl" transport-config set --add-tls-send-domain-secure woodgrove..com || true
