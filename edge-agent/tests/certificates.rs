@@ -214,3 +214,46 @@ async fn bad_certificate_requests_are_refused_at_the_api(pool: PgPool) {
     let status = viewer.new_certificate(request("mail1", "CN=mail1.contoso.com")).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_clone_keeps_subject_and_names_with_a_new_key(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let _mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let mut original = request("mail1", "DC=com,DC=Contoso,CN=mail1.contoso.com");
+    original.generate_request = false;
+    original.domain_names = vec!["mail.contoso.com".into(), "*.contoso.com".into()];
+    let made = admin.new_certificate(original).await.unwrap().into_inner();
+    let made = finished(&admin, &made.tasks[0].id).await;
+    let cloned = admin
+        .clone_certificate(pb::CloneCertificateRequest {
+            edge: "mail1".into(),
+            thumbprint: made.thumbprint.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cloned = finished(&admin, &cloned.tasks[0].id).await;
+    assert_eq!(cloned.state, "done", "{}", cloned.error);
+    let certificates = admin
+        .list_certificates(pb::ListCertificatesRequest { edge: "mail1".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificates;
+    let find = |thumbprint: &str| certificates.iter().find(|c| c.thumbprint == thumbprint).unwrap().clone();
+    let (a, b) = (find(&made.thumbprint), find(&cloned.thumbprint));
+    assert_ne!(a.thumbprint, b.thumbprint);
+    assert_eq!(a.subject, b.subject);
+    assert_eq!(b.subject, "DC=com, DC=Contoso, CN=mail1.contoso.com");
+    assert_eq!(a.dns_names, b.dns_names);
+    assert_eq!(a.friendly_name, b.friendly_name);
+    let key = |pem_text: &str| {
+        use x509_parser::prelude::FromDer;
+        let der = pem::parse(pem_text).unwrap().into_contents();
+        let (_, certificate) = x509_parser::prelude::X509Certificate::from_der(&der).unwrap();
+        certificate.public_key().raw.to_vec()
+    };
+    assert_ne!(key(&a.certificate_pem), key(&b.certificate_pem), "a clone has a new key");
+}

@@ -49,6 +49,22 @@ pub enum Command {
         #[arg(long)]
         domain_name: Option<String>,
     },
+    /// Clone: a new certificate (or request) with the same subject and names and a new key.
+    Clone {
+        #[arg(long)]
+        edge: String,
+        #[arg(long)]
+        thumbprint: String,
+        /// Make a PKCS#10 request (written to --path) instead of a self-signed certificate.
+        #[arg(long, requires = "path")]
+        generate_request: bool,
+        #[arg(long)]
+        path: Option<PathBuf>,
+        #[arg(long, default_value = "ecdsa-p256")]
+        key_algorithm: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Export a certificate (public part only, DER).
     Export {
         #[arg(long)]
@@ -223,6 +239,19 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
                 .await?
                 .into_inner();
             finish(context, tasks, &wait, None).await
+        }
+        Command::Clone { edge, thumbprint, generate_request, path, key_algorithm, wait } => {
+            if let Some(path) = &path
+                && path.exists()
+            {
+                bail!("{} already exists; choose another --path", path.display());
+            }
+            let tasks = context
+                .client
+                .clone_certificate(pb::CloneCertificateRequest { edge, thumbprint, generate_request, key_algorithm })
+                .await?
+                .into_inner();
+            finish(context, tasks, &wait, path.as_deref()).await
         }
         Command::Get { edge, thumbprint, domain_name } => get(context, edge, thumbprint, domain_name).await,
         Command::Export { edge, thumbprint, path } => export(context, edge, thumbprint, &path).await,

@@ -111,6 +111,42 @@ impl Directory {
         self.queue_task(admin, &edge, "remove", action).await
     }
 
+    /// Clones a certificate's metadata (subject, names, friendly name) into a new
+    /// certificate or request with a new key, as the paper describes.
+    pub async fn clone_certificate(
+        &self,
+        admin: &Admin,
+        edge: ObjectName,
+        thumbprint: &str,
+        generate_request: bool,
+        key_algorithm: String,
+    ) -> Result<(Task, Vec<String>)> {
+        admin.require_edges(&format!("clone a certificate on edge {edge}"), [&edge])?;
+        let source = self
+            .certificates(Some(&edge), Some(thumbprint), None)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| db::Error::NotFound { kind: "certificate", name: format!("{edge}/{thumbprint}") })?;
+        let subject = SubjectName::parse(&source.subject)
+            .map_err(|e| InvalidField::new("thumbprint", thumbprint, format!("its subject cannot be cloned: {e}")))?;
+        let domain_names = source.dns_names.iter().filter_map(|n| DomainPattern::parse(n).ok()).collect();
+        self.new_certificate(
+            admin,
+            NewCertificate {
+                edge,
+                subject: Some(subject),
+                domain_names,
+                include_accepted_domains: false,
+                friendly_name: source.friendly_name,
+                generate_request,
+                key_algorithm,
+                services: Vec::new(),
+            },
+        )
+        .await
+    }
+
     /// One task, for `dsctl cert task` and waiting.
     pub async fn certificate_task(&self, id: Uuid) -> Result<Task> {
         db::certificates::task(&self.pool, id)

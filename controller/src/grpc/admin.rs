@@ -309,6 +309,19 @@ impl AdminApi for AdminService {
         Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings: vec![] }))
     }
 
+    async fn clone_certificate(&self, request: Request<pb::CloneCertificateRequest>) -> Reply<pb::CertificateTasks> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edge = convert::object_name("edge", &request.edge).map_err(invalid)?;
+        let thumbprint = convert::thumbprint(&request.thumbprint).map_err(invalid)?;
+        let key_algorithm = convert::key_algorithm(&request.key_algorithm).map_err(invalid)?;
+        let (task, warnings) = self
+            .directory
+            .clone_certificate(&admin, edge, &thumbprint, request.generate_request, key_algorithm)
+            .await?;
+        Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings }))
+    }
+
     async fn get_certificate_task(
         &self,
         request: Request<pb::GetCertificateTaskRequest>,

@@ -481,7 +481,22 @@ pub fn new_certificate(request: pb::NewCertificateRequest) -> Result<crate::dire
             Some(domainsec_model::SubjectName::parse(text).map_err(|e| InvalidField::new("subject_name", text, e))?)
         }
     };
-    let key_algorithm = match request.key_algorithm.as_str() {
+    let key_algorithm = key_algorithm(&request.key_algorithm)?;
+    Ok(crate::directory::NewCertificate {
+        edge: object_name("edge", &request.edge)?,
+        subject,
+        domain_names: parse_set("domain_names", &request.domain_names, false, DomainPattern::parse)?,
+        include_accepted_domains: request.include_accepted_domains,
+        friendly_name: request.friendly_name,
+        generate_request: request.generate_request,
+        key_algorithm,
+        services: services(&request.services)?,
+    })
+}
+
+/// Checks a key algorithm name.
+pub fn key_algorithm(value: &str) -> Result<String, InvalidField> {
+    let key_algorithm = match value {
         "" | "ecdsa-p256" => "ecdsa-p256",
         "ecdsa-p384" => "ecdsa-p384",
         other @ ("rsa2048" | "rsa3072") => {
@@ -500,16 +515,7 @@ pub fn new_certificate(request: pb::NewCertificateRequest) -> Result<crate::dire
             ));
         }
     };
-    Ok(crate::directory::NewCertificate {
-        edge: object_name("edge", &request.edge)?,
-        subject,
-        domain_names: parse_set("domain_names", &request.domain_names, false, DomainPattern::parse)?,
-        include_accepted_domains: request.include_accepted_domains,
-        friendly_name: request.friendly_name,
-        generate_request: request.generate_request,
-        key_algorithm: key_algorithm.to_owned(),
-        services: services(&request.services)?,
-    })
+    Ok(key_algorithm.to_owned())
 }
 
 /// Parses the services a certificate is enabled for (`smtp`).
