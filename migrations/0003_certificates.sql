@@ -34,3 +34,14 @@ CREATE TABLE edge_certificates (
     certificate_pem TEXT NOT NULL,
     PRIMARY KEY (edge_id, thumbprint)
 );
+
+-- The paper's "direct root trust" for private root CAs, and cross-certificates:
+-- pushed to edges with the snapshot. NULL edges means every edge.
+CREATE TABLE trusted_roots (
+    sha256          TEXT PRIMARY KEY,
+    subject         TEXT NOT NULL,
+    certificate_pem TEXT NOT NULL,
+    edges           TEXT[],
+    added_by        TEXT NOT NULL,
+    added_at        TIMESTAMPTZ NOT NULL DEFAULT now()
+);

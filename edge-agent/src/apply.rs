@@ -26,6 +26,8 @@ pub struct EdgeConfig {
     pub send_connectors: Vec<SendConnector>,
     /// This edge's receive connectors.
     pub receive_connectors: Vec<ReceiveConnector>,
+    /// DER of the CA certificates the organization trusts here, besides the platform's.
+    pub trusted_roots: Vec<Vec<u8>>,
 }
 
 /// Why a snapshot cannot be applied; the text goes back to the controller in the NACK.
@@ -64,7 +66,19 @@ pub fn check(snapshot: &pb::Snapshot) -> Result<EdgeConfig, ApplyError> {
             .iter()
             .map(|c| receive_connector(c, &edge_name))
             .collect::<Result<_, _>>()?,
+        trusted_roots: Vec::new(),
     };
+    let mut config = config;
+    for (index, root) in snapshot.trusted_roots.iter().enumerate() {
+        let der = pem::parse(root)
+            .ok()
+            .filter(|block| block.tag() == "CERTIFICATE")
+            .map(pem::Pem::into_contents)
+            .ok_or_else(|| ApplyError(format!("trusted_roots[{index}]: not a PEM certificate")))?;
+        x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| ApplyError(format!("trusted_roots[{index}]: not a certificate: {e}")))?;
+        config.trusted_roots.push(der);
+    }
     for connector in &config.receive_connectors {
         for binding in &connector.bindings {
             check_address(binding.socket_addr()).map_err(|e| {

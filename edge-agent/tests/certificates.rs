@@ -257,3 +257,58 @@ async fn a_clone_keeps_subject_and_names_with_a_new_key(pool: PgPool) {
     };
     assert_ne!(key(&a.certificate_pem), key(&b.certificate_pem), "a clone has a new key");
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn trusted_roots_reach_the_edges_they_are_for(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let mut mail2 = TestEdge::subscribe(&controller, "mail2").await;
+    let ca = TestCa::new();
+    let everywhere = admin
+        .add_trusted_root(pb::AddTrustedRootRequest { data: ca.issuer.pem().into_bytes(), edges: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mail1.wait_for_version(everywhere.config_version).await.trusted_roots.len(), 1);
+    assert_eq!(mail2.wait_for_version(everywhere.config_version).await.trusted_roots.len(), 1);
+
+    let partner = TestCa::new();
+    let only_mail2 = admin
+        .add_trusted_root(pb::AddTrustedRootRequest {
+            data: partner.issuer.pem().into_bytes(),
+            edges: vec!["mail2".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mail1.wait_for_version(only_mail2.config_version).await.trusted_roots.len(), 1);
+    assert_eq!(mail2.wait_for_version(only_mail2.config_version).await.trusted_roots.len(), 2);
+
+    // A server's certificate is not a trust anchor.
+    let leaf = rcgen::CertificateParams::new(vec!["mail.woodgrovebank.com".into()])
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let status = admin
+        .add_trusted_root(pb::AddTrustedRootRequest { data: leaf.pem().into_bytes(), edges: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("not a CA certificate"), "{}", status.message());
+    let status = admin
+        .add_trusted_root(pb::AddTrustedRootRequest { data: ca.issuer.pem().into_bytes(), edges: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+
+    let removed = admin
+        .remove_trusted_root(pb::RemoveTrustedRootRequest { sha256: everywhere.sha256.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(mail1.wait_for_version(removed.config_version).await.trusted_roots.is_empty());
+    let listed = admin.list_trusted_roots(pb::ListTrustedRootsRequest {}).await.unwrap().into_inner().roots;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].edges, vec!["mail2".to_owned()]);
+}

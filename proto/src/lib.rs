@@ -47,6 +47,7 @@ pub mod edge {
                 "receive_connectors",
                 Snapshot { receive_connectors: snapshot.receive_connectors.clone(), ..Snapshot::default() },
             ),
+            ("trusted_roots", Snapshot { trusted_roots: snapshot.trusted_roots.clone(), ..Snapshot::default() }),
             (
                 "controller_certificates",
                 Snapshot { controller_certificates: snapshot.controller_certificates.clone(), ..Snapshot::default() },

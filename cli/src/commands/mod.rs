@@ -8,6 +8,7 @@ mod fleet;
 mod receive_connector;
 mod send_connector;
 mod transport_config;
+mod trusted_root;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,9 @@ enum Command {
     /// Edge certificates (New-/Import-/Enable-/Get-/Remove-ExchangeCertificate).
     #[command(subcommand)]
     Cert(cert::Command),
+    /// CA certificates the organization trusts (private roots, cross-certificates).
+    #[command(subcommand)]
+    TrustedRoot(trusted_root::Command),
     /// The edges' sync state and counters.
     #[command(subcommand)]
     Fleet(fleet::Command),
@@ -84,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ReceiveConnector(command) => receive_connector::run(&mut context, command).await,
         Command::Edge(command) => edge::run(&mut context, command).await,
         Command::Cert(command) => cert::run(&mut context, command).await,
+        Command::TrustedRoot(command) => trusted_root::run(&mut context, command).await,
         Command::Fleet(command) => fleet::run(&mut context, command).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
         Command::Whoami => audit::whoami(&mut context).await,

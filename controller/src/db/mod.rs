@@ -16,6 +16,7 @@ pub mod send_connectors;
 pub mod subscriptions;
 pub mod sync_state;
 pub mod transport;
+pub mod trusted_roots;
 
 use std::time::Duration;
 

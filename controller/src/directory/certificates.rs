@@ -4,6 +4,7 @@
 use domainsec_model::{Domain, DomainPattern, InvalidField, ObjectName, SubjectName};
 use proto::edge as pb;
 use uuid::Uuid;
+use x509_parser::prelude::FromDer;
 
 use super::{Directory, Result};
 use crate::{
@@ -11,6 +12,7 @@ use crate::{
     db::{
         self,
         certificates::{EdgeCertificate, Task},
+        change::{Audit, Change, json},
     },
 };
 
@@ -189,6 +191,96 @@ impl Directory {
         db::certificates::queue(&mut tx, edge_id, edge.as_str(), kind, &task, &requested_by).await?;
         tx.commit().await.map_err(db::Error::from)?;
         self.certificate_task(id).await
+    }
+}
+
+impl Directory {
+    /// Trusts a CA certificate (a private root or a cross-certificate) on every
+    /// edge, or on the named ones; pushed with the next snapshot.
+    pub async fn add_trusted_root(
+        &self,
+        admin: &Admin,
+        data: &[u8],
+        edges: Vec<ObjectName>,
+    ) -> Result<(db::trusted_roots::TrustedRoot, u64)> {
+        match edges.as_slice() {
+            [] => admin.require_org_admin("add a trusted root for every edge")?,
+            named => admin.require_edges("add a trusted root", named)?,
+        }
+        let der = single_certificate(data)?;
+        let (_, certificate) = x509_parser::prelude::X509Certificate::from_der(&der)
+            .map_err(|e| InvalidField::new("data", "", format!("not a certificate: {e}")))?;
+        if !certificate.is_ca() {
+            return Err(InvalidField::new(
+                "data",
+                certificate.subject().to_string(),
+                "not a CA certificate (basicConstraints CA is not set); trust a root or a cross-certificate, \
+                 not a server's certificate",
+            )
+            .into());
+        }
+        let root = db::trusted_roots::TrustedRoot {
+            sha256: crate::fingerprint::Fingerprint::of(&der).to_string(),
+            subject: certificate.subject().to_string(),
+            certificate_pem: pem::encode(&pem::Pem::new("CERTIFICATE", der.clone())),
+            edges: (!edges.is_empty()).then(|| edges.iter().map(ToString::to_string).collect()),
+            added_by: admin.name.clone(),
+            added_at: chrono::Utc::now(),
+        };
+        let mut tx = Change::begin(&self.pool).await?;
+        for (index, edge) in edges.iter().enumerate() {
+            db::edges::resolve(tx.conn(), &format!("edges[{index}]"), edge).await?;
+        }
+        db::trusted_roots::insert(tx.conn(), &root).await?;
+        let version = tx
+            .commit(Audit {
+                actor: &admin.name,
+                actor_role: admin.role.as_str(),
+                action: "trusted-root.add",
+                target: root.subject.clone(),
+                before: None,
+                after: json(&root),
+            })
+            .await?;
+        Ok((root, version))
+    }
+
+    /// All trusted roots.
+    pub async fn trusted_roots(&self) -> Result<Vec<db::trusted_roots::TrustedRoot>> {
+        let mut conn = self.pool.acquire().await.map_err(db::Error::from)?;
+        Ok(db::trusted_roots::list(&mut conn).await?)
+    }
+
+    /// Stops trusting a root.
+    pub async fn remove_trusted_root(&self, admin: &Admin, sha256: &str) -> Result<u64> {
+        admin.require_org_admin("remove a trusted root")?;
+        let mut tx = Change::begin(&self.pool).await?;
+        let removed = db::trusted_roots::delete(tx.conn(), sha256).await?;
+        Ok(tx
+            .commit(Audit {
+                actor: &admin.name,
+                actor_role: admin.role.as_str(),
+                action: "trusted-root.remove",
+                target: removed.subject.clone(),
+                before: json(&removed),
+                after: None,
+            })
+            .await?)
+    }
+}
+
+/// One certificate from PEM (exactly one CERTIFICATE block) or DER.
+fn single_certificate(data: &[u8]) -> Result<Vec<u8>, InvalidField> {
+    match pem::parse_many(data) {
+        Ok(blocks) if !blocks.is_empty() => {
+            let certificates: Vec<_> = blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").collect();
+            match certificates.as_slice() {
+                [one] => Ok(one.contents().to_vec()),
+                [] => Err(InvalidField::new("data", "", "the file holds no CERTIFICATE block")),
+                _ => Err(InvalidField::new("data", "", "the file holds several certificates; add one root at a time")),
+            }
+        }
+        _ => Ok(data.to_vec()),
     }
 }
 

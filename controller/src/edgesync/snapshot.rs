@@ -27,6 +27,7 @@ pub struct OrgConfig {
     receive_connectors: HashMap<String, Vec<ReceiveConnector>>,
     edges: HashMap<String, String>,
     controller_certificates: Vec<String>,
+    trusted_roots: Vec<crate::db::trusted_roots::TrustedRoot>,
 }
 
 /// The newest [`OrgConfig`], loaded at most once per version.
@@ -88,6 +89,7 @@ impl OrgConfig {
         )
         .fetch_all(&mut *tx)
         .await?;
+        let trusted_roots = db::trusted_roots::list(&mut tx).await?;
         tx.commit().await?;
         Ok(Self {
             version: u64::try_from(version).unwrap_or_default(),
@@ -98,6 +100,7 @@ impl OrgConfig {
             receive_connectors,
             edges,
             controller_certificates,
+            trusted_roots,
         })
     }
 
@@ -125,6 +128,12 @@ impl OrgConfig {
                 .map(|connectors| connectors.iter().map(receive_connector).collect())
                 .unwrap_or_default(),
             controller_certificates: self.controller_certificates.clone(),
+            trusted_roots: self
+                .trusted_roots
+                .iter()
+                .filter(|root| root.edges.as_ref().is_none_or(|edges| edges.iter().any(|e| e == edge)))
+                .map(|root| root.certificate_pem.clone())
+                .collect(),
         })
     }
 }

@@ -357,6 +357,47 @@ impl AdminApi for AdminService {
         }))
     }
 
+    async fn add_trusted_root(&self, request: Request<pb::AddTrustedRootRequest>) -> Reply<pb::TrustedRoot> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edges = domainsec_model::parse_set("edges", &request.edges, false, domainsec_model::ObjectName::parse)
+            .map_err(invalid)?;
+        if request.data.len() > MAX_IMPORT_BYTES {
+            return Err(Status::invalid_argument(format!("data: larger than {MAX_IMPORT_BYTES} bytes")));
+        }
+        let (root, version) = self.directory.add_trusted_root(&admin, &request.data, edges).await?;
+        Ok(Response::new(convert::trusted_root(&root, version)))
+    }
+
+    async fn list_trusted_roots(
+        &self,
+        request: Request<pb::ListTrustedRootsRequest>,
+    ) -> Reply<pb::ListTrustedRootsResponse> {
+        self.caller(&request).await?;
+        let version = self.version().await?;
+        let roots = self.directory.trusted_roots().await?;
+        Ok(Response::new(pb::ListTrustedRootsResponse {
+            roots: roots.iter().map(|r| convert::trusted_root(r, version)).collect(),
+        }))
+    }
+
+    async fn remove_trusted_root(
+        &self,
+        request: Request<pb::RemoveTrustedRootRequest>,
+    ) -> Reply<pb::RemoveTrustedRootResponse> {
+        let admin = self.caller(&request).await?;
+        let sha256 = request.get_ref().sha256.to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(invalid(domainsec_model::InvalidField::new(
+                "sha256",
+                &request.get_ref().sha256,
+                "expected 64 hex digits (dsctl trusted-root list)",
+            )));
+        }
+        let config_version = self.directory.remove_trusted_root(&admin, &sha256).await?;
+        Ok(Response::new(pb::RemoveTrustedRootResponse { config_version }))
+    }
+
     async fn list_audit_entries(
         &self,
         request: Request<pb::ListAuditEntriesRequest>,

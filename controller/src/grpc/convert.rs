@@ -578,3 +578,15 @@ pub fn edge_certificate(c: crate::db::certificates::EdgeCertificate) -> pb::Edge
         certificate_pem: c.certificate_pem,
     }
 }
+
+/// Encodes a trusted root.
+pub fn trusted_root(root: &crate::db::trusted_roots::TrustedRoot, version: u64) -> pb::TrustedRoot {
+    pb::TrustedRoot {
+        sha256: root.sha256.clone(),
+        subject: root.subject.clone(),
+        edges: root.edges.clone().unwrap_or_default(),
+        added_by: root.added_by.clone(),
+        added_at: root.added_at.to_rfc3339(),
+        config_version: version,
+    }
+}
