@@ -11,6 +11,9 @@ CREATE TABLE certificate_tasks (
     request_pem     TEXT,
     thumbprint      TEXT,
     error           TEXT,
+    -- For verify: the steps and the verdict.
+    steps           TEXT[] NOT NULL DEFAULT '{}',
+    verified        BOOLEAN,
     requested_by    TEXT NOT NULL,
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     finished_at     TIMESTAMPTZ

@@ -259,6 +259,57 @@ async fn a_clone_keeps_subject_and_names_with_a_new_key(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn verify_builds_the_chain_with_the_organizations_trusted_roots(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let ca = TestCa::new();
+    let queued = admin.new_certificate(request("mail1", "CN=mail1.contoso.com")).await.unwrap().into_inner();
+    let task = finished(&admin, &queued.tasks[0].id).await;
+    let chain = ca.sign(&task.request_pem);
+    let queued = admin
+        .import_certificate(pb::ImportCertificateRequest {
+            edges: vec!["mail1".into()],
+            data: chain,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let thumbprint = finished(&admin, &queued.tasks[0].id).await.thumbprint;
+    let verify = |admin: &mut AdminClient<Channel>| {
+        let mut admin = admin.clone();
+        let thumbprint = thumbprint.clone();
+        async move {
+            let queued = admin
+                .verify_certificate(pb::VerifyCertificateRequest { edge: "mail1".into(), thumbprint })
+                .await
+                .unwrap()
+                .into_inner();
+            finished(&admin, &queued.tasks[0].id).await
+        }
+    };
+    // The test CA is nobody's root yet: the chain does not build.
+    let report = verify(&mut admin).await;
+    assert_eq!(report.state, "done", "{}", report.error);
+    assert!(!report.verified);
+    assert!(report.steps.iter().any(|s| s.starts_with("chain: FAILED: UnknownIssuer")), "{:?}", report.steps);
+    assert!(report.steps.iter().any(|s| s.starts_with("revocation: not checked")), "{:?}", report.steps);
+
+    // Direct root trust: add the CA as a trusted root, and the chain builds.
+    let added = admin
+        .add_trusted_root(pb::AddTrustedRootRequest { data: ca.issuer.pem().into_bytes(), edges: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
+    mail1.wait_for_version(added.config_version).await;
+    let report = verify(&mut admin).await;
+    assert!(report.verified, "{:?}", report.steps);
+    assert!(report.steps.iter().any(|s| s.contains("anchored at an organization trusted root")), "{:?}", report.steps);
+    assert!(report.steps.iter().any(|s| s == "key usage: server authentication ok"), "{:?}", report.steps);
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
 async fn trusted_roots_reach_the_edges_they_are_for(pool: PgPool) {
     let controller = TestController::start(pool).await;
     let mut admin = controller.org_admin().await;

@@ -65,6 +65,15 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// certutil -verify, on the edge: chain (platform roots + trusted roots), dates, key usage.
+    Verify {
+        #[arg(long)]
+        edge: String,
+        #[arg(long)]
+        thumbprint: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Export a certificate (public part only, DER).
     Export {
         #[arg(long)]
@@ -252,6 +261,36 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
                 .await?
                 .into_inner();
             finish(context, tasks, &wait, path.as_deref()).await
+        }
+        Command::Verify { edge, thumbprint, wait } => {
+            let tasks = context
+                .client
+                .verify_certificate(pb::VerifyCertificateRequest { edge, thumbprint })
+                .await?
+                .into_inner();
+            let Some(task) = tasks.tasks.into_iter().next() else { bail!("the controller queued no task") };
+            let task = if wait.no_wait { task } else { wait_for(context, task, wait.timeout).await? };
+            if context.format == crate::output::Format::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "task": task.id, "state": task.state, "verified": task.verified, "steps": task.steps, "error": task.error })
+                );
+            } else {
+                for step in &task.steps {
+                    println!("{step}");
+                }
+            }
+            match (task.state.as_str(), task.verified) {
+                ("done", true) => {
+                    if context.format == crate::output::Format::Table {
+                        println!("verified");
+                    }
+                    Ok(())
+                }
+                ("done", false) => bail!("the certificate did not verify"),
+                ("failed", _) => bail!("{}", task.error),
+                _ => Ok(()),
+            }
         }
         Command::Get { edge, thumbprint, domain_name } => get(context, edge, thumbprint, domain_name).await,
         Command::Export { edge, thumbprint, path } => export(context, edge, thumbprint, &path).await,

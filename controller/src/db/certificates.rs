@@ -32,10 +32,14 @@ pub struct Task {
     pub finished_at: Option<DateTime<Utc>>,
     /// The protobuf task, base64.
     pub params: serde_json::Value,
+    /// Verify steps.
+    pub steps: Vec<String>,
+    /// Verify verdict.
+    pub verified: Option<bool>,
 }
 
 const SELECT: &str = "SELECT t.id, e.name AS edge, t.kind, t.state, t.error, t.request_pem, t.thumbprint,
-        t.requested_by, t.created_at, t.finished_at, t.params
+        t.requested_by, t.created_at, t.finished_at, t.params, t.steps, t.verified
     FROM certificate_tasks t JOIN edges e ON e.id = t.edge_id";
 
 /// Queues a task for an edge and tells the controllers.
@@ -87,7 +91,7 @@ pub async fn finish(pool: &PgPool, edge_id: Uuid, result: &pb::CertificateResult
     let Ok(id) = result.id.parse::<Uuid>() else { return Ok(()) };
     sqlx::query(
         "UPDATE certificate_tasks SET state = $3, error = NULLIF($4, ''), request_pem = NULLIF($5, ''),
-             thumbprint = NULLIF($6, ''), finished_at = now()
+             thumbprint = NULLIF($6, ''), steps = $7, verified = $8, finished_at = now()
          WHERE id = $1 AND edge_id = $2 AND state = 'queued'",
     )
     .bind(id)
@@ -96,6 +100,8 @@ pub async fn finish(pool: &PgPool, edge_id: Uuid, result: &pb::CertificateResult
     .bind(&result.error)
     .bind(&result.request_pem)
     .bind(&result.thumbprint)
+    .bind(&result.steps)
+    .bind((!result.steps.is_empty()).then_some(result.verified))
     .execute(pool)
     .await?;
     Ok(())

@@ -106,6 +106,13 @@ impl Directory {
         self.queue_task(admin, &edge, "enable", action).await
     }
 
+    /// Queues `certutil -verify` of a certificate on its edge.
+    pub async fn verify_certificate(&self, admin: &Admin, edge: ObjectName, thumbprint: String) -> Result<Task> {
+        admin.require_edges(&format!("verify a certificate on edge {edge}"), [&edge])?;
+        let action = pb::certificate_task::Action::Verify(pb::VerifyCertificate { thumbprint });
+        self.queue_task(admin, &edge, "verify", action).await
+    }
+
     /// Queues removing a certificate (or a pending request).
     pub async fn remove_certificate(&self, admin: &Admin, edge: ObjectName, thumbprint: String) -> Result<Task> {
         admin.require_edges(&format!("remove a certificate on edge {edge}"), [&edge])?;

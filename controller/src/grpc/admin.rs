@@ -322,6 +322,14 @@ impl AdminApi for AdminService {
         Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings }))
     }
 
+    async fn verify_certificate(&self, request: Request<pb::VerifyCertificateRequest>) -> Reply<pb::CertificateTasks> {
+        let admin = self.caller(&request).await?;
+        let edge = convert::object_name("edge", &request.get_ref().edge).map_err(invalid)?;
+        let thumbprint = convert::thumbprint(&request.get_ref().thumbprint).map_err(invalid)?;
+        let task = self.directory.verify_certificate(&admin, edge, thumbprint).await?;
+        Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings: vec![] }))
+    }
+
     async fn get_certificate_task(
         &self,
         request: Request<pb::GetCertificateTaskRequest>,

@@ -557,6 +557,8 @@ pub fn certificate_task(task: &crate::db::certificates::Task) -> pb::Certificate
         requested_by: task.requested_by.clone(),
         created_at: task.created_at.to_rfc3339(),
         finished_at: task.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        steps: task.steps.clone(),
+        verified: task.verified.unwrap_or(false),
     }
 }
 

@@ -11,6 +11,7 @@
 mod der_name;
 mod generate;
 mod inventory;
+mod verify;
 
 use std::{
     fs,
@@ -31,6 +32,7 @@ pub use inventory::thumbprint;
 #[derive(Debug, Clone)]
 pub struct CertificateStore {
     root: PathBuf,
+    trusted_roots: Vec<Vec<u8>>,
 }
 
 /// A failed task; the text goes back to the operator.
@@ -64,7 +66,7 @@ struct Pending {
 impl CertificateStore {
     /// The store under `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
-        Self { root: data_dir.to_owned() }
+        Self { root: data_dir.to_owned(), trusted_roots: Vec::new() }
     }
 
     /// Runs a task once; a task already run answers with its stored result.
@@ -103,6 +105,7 @@ impl CertificateStore {
             Some(Action::Enable(enable)) => self.enable(&enable.thumbprint, &enable.services),
             Some(Action::Remove(remove)) => self.remove(&remove.thumbprint),
             Some(Action::Import(import)) => generate::import(self, import),
+            Some(Action::Verify(verify)) => self.verify(&verify.thumbprint),
             None => Err(TaskError::Invalid("the task names no action".to_owned())),
         }
     }
@@ -125,6 +128,28 @@ impl CertificateStore {
         }
         self.store_metadata(&thumbprint, &metadata)?;
         Ok(pb::CertificateResult { thumbprint, ..Default::default() })
+    }
+
+    fn verify(&self, thumbprint: &str) -> Result<pb::CertificateResult, TaskError> {
+        let thumbprint = normalise(thumbprint);
+        let text = fs::read_to_string(self.certificate_path(&thumbprint)).map_err(|_| no_certificate(&thumbprint))?;
+        let chain: Vec<Vec<u8>> = pem::parse_many(&text)
+            .map_err(|e| TaskError::Invalid(e.to_string()))?
+            .into_iter()
+            .map(pem::Pem::into_contents)
+            .collect();
+        let verification = verify::verify(&chain, &self.trusted_roots);
+        Ok(pb::CertificateResult {
+            thumbprint,
+            steps: verification.steps,
+            verified: verification.verified,
+            ..Default::default()
+        })
+    }
+
+    /// The organization's trusted roots (DER) from the current snapshot, for verify.
+    pub fn set_trusted_roots(&mut self, roots: Vec<Vec<u8>>) {
+        self.trusted_roots = roots;
     }
 
     fn remove(&self, thumbprint: &str) -> Result<pb::CertificateResult, TaskError> {

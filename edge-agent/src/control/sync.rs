@@ -75,7 +75,10 @@ impl EdgeAgent {
             None => None,
         };
         let (config, _) = watch::channel(config);
-        let certificates = CertificateStore::new(dir.root());
+        let mut certificates = CertificateStore::new(dir.root());
+        if let Some(config) = config.borrow().as_ref() {
+            certificates.set_trusted_roots(config.trusted_roots.clone());
+        }
         Ok(Self { dir, identity, trust, pinned, current, config, counters: HashMap::new(), settings, certificates })
     }
 
@@ -190,6 +193,7 @@ impl EdgeAgent {
         self.update_trust(&snapshot);
         let digests = pb::section_digests(&snapshot);
         self.current = Some(snapshot);
+        self.certificates.set_trusted_roots(config.trusted_roots.clone());
         self.config.send_replace(Some(Arc::new(config)));
         *self.counters.entry("edgesync.snapshots_applied").or_default() += 1;
         info!(version, "applied configuration");
