@@ -216,6 +216,7 @@ mod tests {
                 max_message_size: 10 * 1024 * 1024,
             }],
             controller_certificates: vec![],
+            trusted_roots: vec![],
         }
     }
 
