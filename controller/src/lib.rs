@@ -7,6 +7,7 @@
 //! - [`bootstrap`]: `init` and `admin-cert issue`.
 //! - [`pki`]: the organization's internal CA (rcgen).
 //! - [`rotation`]: rotating the edge-port certificate without cutting edges off.
+//! - [`seal`]: encryption at rest for PFX bundles on their way to edges.
 //! - [`state_dir`]: private keys on the controller's disk, never in the database.
 //! - [`db`]: all SQL; each change one transaction with a version bump and an audit row.
 //! - [`directory`]: the operations, authorised per [`authz`] role.
@@ -23,6 +24,7 @@ pub mod fingerprint;
 pub mod grpc;
 pub mod pki;
 pub mod rotation;
+pub mod seal;
 pub mod state_dir;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -71,10 +73,20 @@ pub async fn serve(
         edge_listen = %listeners.edge.local_addr()?,
         "controller starting"
     );
-    let port = edgesync::EdgePort { listener: listeners.edge, identity, controller_id: config.controller_id.clone() };
+    let seal =
+        std::sync::Arc::new(seal::SealKey::load_or_create(&state.seal_key()).context("load the PFX sealing key")?);
+    let port = edgesync::EdgePort {
+        listener: listeners.edge,
+        identity,
+        controller_id: config.controller_id.clone(),
+        seal: seal.clone(),
+    };
     let (handle, edge_task) = edgesync::start(pool.clone(), port, shutdown.clone()).await?;
-    let directory = directory::Directory::new(pool)
-        .with_edge_side(directory::EdgeSide { endpoints: config.edge_endpoints.clone(), handle });
+    let directory = directory::Directory::new(pool).with_edge_side(directory::EdgeSide {
+        endpoints: config.edge_endpoints.clone(),
+        handle,
+        seal,
+    });
     grpc::serve_admin(directory, tls, listeners.admin, shutdown).await.context("serve the admin API")?;
     let _ = edge_task.await;
     tracing::info!("controller stopped");

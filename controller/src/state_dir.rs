@@ -68,6 +68,11 @@ impl StateDir {
         self.root.join("edge-sync.pem")
     }
 
+    /// The key that seals PFX bundles at rest (32 bytes, 0600).
+    pub fn seal_key(&self) -> PathBuf {
+        self.root.join("pfx-seal.key")
+    }
+
     /// The staged next edge-port certificate and key: (certificate, key).
     pub fn next_edge_sync(&self) -> (PathBuf, PathBuf) {
         (self.root.join("edge-sync.next.pem"), self.root.join("edge-sync.next.key"))

@@ -363,3 +363,115 @@ async fn trusted_roots_reach_the_edges_they_are_for(pool: PgPool) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].edges, vec!["mail2".to_owned()]);
 }
+
+fn pfx(ca: &TestCa, password: &str) -> (Vec<u8>, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["mail.contoso.com".into()]).unwrap();
+    let leaf = params.signed_by(&key, &ca.issuer).unwrap();
+    let chain = p12_keystore::PrivateKeyChain::new(
+        vec![1u8],
+        p12_keystore::PrivateKey::from_der(&key.serialize_der()).unwrap(),
+        [
+            p12_keystore::Certificate::from_der(leaf.der()).unwrap(),
+            p12_keystore::Certificate::from_der(ca.issuer.der()).unwrap(),
+        ],
+    );
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry("mail", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    let thumbprint = edge::certificates::thumbprint(leaf.der());
+    (store.writer(password).write().unwrap(), thumbprint)
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn one_pfx_serves_two_edges_and_is_kept_only_sealed(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let _mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let _mail2 = TestEdge::subscribe(&controller, "mail2").await;
+    let ca = TestCa::new();
+    let (bundle, thumbprint) = pfx(&ca, "Pa55-word");
+
+    let status = admin
+        .import_pfx(pb::ImportPfxRequest {
+            edges: vec!["mail1".into()],
+            pfx: bundle.clone(),
+            password: "wrong".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("pfx: cannot open the PFX"), "{}", status.message());
+    let status = admin
+        .import_pfx(pb::ImportPfxRequest {
+            edges: vec!["mail1".into()],
+            pfx: b"not a pfx".to_vec(),
+            password: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let queued = admin
+        .import_pfx(pb::ImportPfxRequest {
+            edges: vec!["mail1".into(), "mail2".into()],
+            pfx: bundle,
+            password: "Pa55-word".into(),
+            services: vec!["smtp".into()],
+            friendly_name: "Shared certificate".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(queued.tasks.len(), 2);
+    for task in &queued.tasks {
+        let done = finished(&admin, &task.id).await;
+        assert_eq!(done.state, "done", "{}", done.error);
+        assert_eq!(done.thumbprint, thumbprint);
+    }
+    for edge in ["mail1", "mail2"] {
+        let certificates = admin
+            .list_certificates(pb::ListCertificatesRequest { edge: edge.into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .certificates;
+        assert_eq!(certificates[0].thumbprint, thumbprint);
+        assert_eq!(certificates[0].key_status, "present");
+        assert_eq!(certificates[0].services, vec!["smtp".to_owned()]);
+    }
+    // Once every edge has it, the directory holds nothing of the PFX any more.
+    let params: Vec<String> =
+        sqlx::query_scalar("SELECT params::text FROM certificate_tasks WHERE kind = 'import-pfx'")
+            .fetch_all(&controller.pool)
+            .await
+            .unwrap();
+    assert_eq!(params, vec![r#"{"sealed": "erased"}"#.to_owned(); 2]);
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_queued_pfx_is_stored_sealed(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    admin.create_edge(pb::CreateEdgeRequest { name: "mail9".into(), fqdn: "mail9.contoso.com".into() }).await.unwrap();
+    let (bundle, _) = pfx(&TestCa::new(), "Pa55-word");
+    admin
+        .import_pfx(pb::ImportPfxRequest {
+            edges: vec!["mail9".into()],
+            pfx: bundle.clone(),
+            password: "Pa55-word".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let text: String = sqlx::query_scalar("SELECT params::text FROM certificate_tasks WHERE kind = 'import-pfx'")
+        .fetch_one(&controller.pool)
+        .await
+        .unwrap();
+    assert!(text.starts_with(r#"{"sealed": ""#), "{text}");
+    assert!(!text.contains("Pa55-word"), "no password in the clear");
+    use base64::Engine as _;
+    let plain = base64::engine::general_purpose::STANDARD.encode(&bundle);
+    assert!(!text.contains(&plain[..40]), "no PFX bytes in the clear");
+}

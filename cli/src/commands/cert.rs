@@ -17,7 +17,8 @@ pub enum Command {
     /// --generate-request a PKCS#10 request; the key is made on the edge.
     New(NewArgs),
     /// Import-ExchangeCertificate: bind an issued certificate (PEM/DER, with its chain) to the
-    /// pending key it was requested with, on each edge.
+    /// pending key it was requested with, on each edge; or install a PFX (certificate, chain and
+    /// key) on one or several edges.
     Import(ImportArgs),
     /// Enable-ExchangeCertificate: the certificate the edge's SMTP service presents.
     Enable {
@@ -137,6 +138,9 @@ pub struct ImportArgs {
     enable: Vec<String>,
     #[arg(long, default_value = "")]
     friendly_name: String,
+    /// For a .pfx/.p12: a file holding its password (an empty file for none).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
     #[command(flatten)]
     wait: WaitArgs,
 }
@@ -334,9 +338,25 @@ async fn import(context: &mut Context, args: ImportArgs) -> anyhow::Result<()> {
     let data = std::fs::read(&args.path).with_context(|| format!("read {}", args.path.display()))?;
     let lower = args.path.to_string_lossy().to_ascii_lowercase();
     if lower.ends_with(".pfx") || lower.ends_with(".p12") {
-        bail!(
-            "PFX (PKCS#12) import is not available yet; import the issued certificate for a request made with dsctl cert new --generate-request"
-        );
+        let Some(password_file) = &args.password_file else {
+            bail!("a PFX needs --password-file FILE (an empty file if it has no password)");
+        };
+        let password = std::fs::read_to_string(password_file)
+            .with_context(|| format!("read {}", password_file.display()))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned();
+        let tasks = context
+            .client
+            .import_pfx(pb::ImportPfxRequest {
+                edges: args.edge,
+                pfx: data,
+                password,
+                services: args.enable,
+                friendly_name: args.friendly_name,
+            })
+            .await?
+            .into_inner();
+        return finish(context, tasks, &args.wait, None).await;
     }
     if lower.ends_with(".p7b") || lower.ends_with(".p7c") {
         bail!(

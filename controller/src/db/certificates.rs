@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Result;
+use crate::seal::SealKey;
 
 /// A task as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -42,7 +43,8 @@ const SELECT: &str = "SELECT t.id, e.name AS edge, t.kind, t.state, t.error, t.r
         t.requested_by, t.created_at, t.finished_at, t.params, t.steps, t.verified
     FROM certificate_tasks t JOIN edges e ON e.id = t.edge_id";
 
-/// Queues a task for an edge and tells the controllers.
+/// Queues a task for an edge and tells the controllers. With `seal`, the task is
+/// stored encrypted (it carries a PFX) and erased once the edge has answered.
 pub async fn queue(
     conn: &mut PgConnection,
     edge_id: Uuid,
@@ -50,10 +52,18 @@ pub async fn queue(
     kind: &str,
     task: &pb::CertificateTask,
     requested_by: &str,
+    seal: Option<&SealKey>,
 ) -> Result<Uuid> {
     use base64::Engine as _;
     let id: Uuid = task.id.parse().unwrap_or_else(|_| Uuid::new_v4());
-    let encoded = base64::engine::general_purpose::STANDARD.encode(prost::Message::encode_to_vec(task));
+    let bytes = prost::Message::encode_to_vec(task);
+    let params = match seal {
+        Some(seal) => {
+            let sealed = seal.seal(&bytes).map_err(|e| super::Error::Refused(e.to_string()))?;
+            serde_json::json!({ "sealed": base64::engine::general_purpose::STANDARD.encode(sealed) })
+        }
+        None => serde_json::json!({ "task": base64::engine::general_purpose::STANDARD.encode(bytes) }),
+    };
     sqlx::query(
         "INSERT INTO certificate_tasks (id, edge_id, kind, params, state, requested_by)
          VALUES ($1, $2, $3, $4, 'queued', $5)",
@@ -61,7 +71,7 @@ pub async fn queue(
     .bind(id)
     .bind(edge_id)
     .bind(kind)
-    .bind(serde_json::json!({ "task": encoded }))
+    .bind(params)
     .bind(requested_by)
     .execute(&mut *conn)
     .await?;
@@ -69,8 +79,8 @@ pub async fn queue(
     Ok(id)
 }
 
-/// The queued tasks of an edge, oldest first, decoded.
-pub async fn queued(pool: &PgPool, edge_id: Uuid) -> Result<Vec<pb::CertificateTask>> {
+/// The queued tasks of an edge, oldest first, decoded (sealed ones opened).
+pub async fn queued(pool: &PgPool, edge_id: Uuid, seal: &SealKey) -> Result<Vec<pb::CertificateTask>> {
     use base64::Engine as _;
     let rows: Vec<serde_json::Value> = sqlx::query_scalar(
         "SELECT params FROM certificate_tasks WHERE edge_id = $1 AND state = 'queued' ORDER BY created_at",
@@ -78,12 +88,16 @@ pub async fn queued(pool: &PgPool, edge_id: Uuid) -> Result<Vec<pb::CertificateT
     .bind(edge_id)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|params| params.get("task")?.as_str().map(str::to_owned))
-        .filter_map(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded).ok())
-        .filter_map(|bytes| <pb::CertificateTask as prost::Message>::decode(bytes.as_slice()).ok())
-        .collect())
+    let decode = |params: &serde_json::Value| -> Option<pb::CertificateTask> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let bytes = match (params.get("task"), params.get("sealed")) {
+            (Some(task), _) => engine.decode(task.as_str()?).ok()?,
+            (None, Some(sealed)) => seal.open(&engine.decode(sealed.as_str()?).ok()?).ok()?,
+            _ => return None,
+        };
+        <pb::CertificateTask as prost::Message>::decode(bytes.as_slice()).ok()
+    };
+    Ok(rows.iter().filter_map(decode).collect())
 }
 
 /// Records an edge's answer to a task.
@@ -91,7 +105,8 @@ pub async fn finish(pool: &PgPool, edge_id: Uuid, result: &pb::CertificateResult
     let Ok(id) = result.id.parse::<Uuid>() else { return Ok(()) };
     sqlx::query(
         "UPDATE certificate_tasks SET state = $3, error = NULLIF($4, ''), request_pem = NULLIF($5, ''),
-             thumbprint = NULLIF($6, ''), steps = $7, verified = $8, finished_at = now()
+             thumbprint = NULLIF($6, ''), steps = $7, verified = $8, finished_at = now(),
+             params = CASE WHEN params ? 'sealed' THEN jsonb_build_object('sealed', 'erased') ELSE params END
          WHERE id = $1 AND edge_id = $2 AND state = 'queued'",
     )
     .bind(id)

@@ -93,6 +93,42 @@ impl Directory {
         Ok(tasks)
     }
 
+    /// Queues a PFX import (certificate, chain and key) on each edge. The PFX is
+    /// checked here with its password, then stored only sealed until each edge has it.
+    pub async fn import_pfx(
+        &self,
+        admin: &Admin,
+        edges: Vec<ObjectName>,
+        pfx: Vec<u8>,
+        password: String,
+        services: Vec<String>,
+        friendly_name: String,
+    ) -> Result<Vec<Task>> {
+        admin.require_edges("import a PFX", &edges)?;
+        let store = p12_keystore::KeyStore::from_pkcs12(&pfx, &password, p12_keystore::Pkcs12ImportPolicy::Strict)
+            .map_err(|e| {
+                InvalidField::new(
+                    "pfx",
+                    "",
+                    format!("cannot open the PFX: {e}; check the password (--password-file) and the file"),
+                )
+            })?;
+        if store.private_key_chain().is_none_or(|(_, chain)| chain.certs().is_empty()) {
+            return Err(InvalidField::new("pfx", "", "the PFX holds no private key with its certificate").into());
+        }
+        let mut tasks = Vec::new();
+        for edge in &edges {
+            let action = pb::certificate_task::Action::ImportPfx(pb::ImportPfx {
+                pfx: pfx.clone(),
+                password: password.clone(),
+                services: services.clone(),
+                friendly_name: friendly_name.clone(),
+            });
+            tasks.push(self.queue_task(admin, edge, "import-pfx", action).await?);
+        }
+        Ok(tasks)
+    }
+
     /// Queues enabling a certificate for services.
     pub async fn enable_certificate(
         &self,
@@ -195,7 +231,11 @@ impl Directory {
         let id = Uuid::new_v4();
         let task = pb::CertificateTask { id: id.to_string(), action: Some(action) };
         let requested_by = format!("{} ({})", admin.name, admin.role);
-        db::certificates::queue(&mut tx, edge_id, edge.as_str(), kind, &task, &requested_by).await?;
+        let seal = match kind {
+            "import-pfx" => Some(self.edge_side()?.seal.clone()),
+            _ => None,
+        };
+        db::certificates::queue(&mut tx, edge_id, edge.as_str(), kind, &task, &requested_by, seal.as_deref()).await?;
         tx.commit().await.map_err(db::Error::from)?;
         self.certificate_task(id).await
     }

@@ -25,6 +25,8 @@ pub struct EdgeSide {
     pub endpoints: Vec<String>,
     /// Streams, trust and snapshots of this replica.
     pub handle: EdgeSyncHandle,
+    /// Seals PFX bundles at rest.
+    pub seal: std::sync::Arc<crate::seal::SealKey>,
 }
 
 /// What a subscription file holds.
@@ -84,7 +86,7 @@ pub struct EdgeSyncTest {
 }
 
 impl Directory {
-    fn edge_side(&self) -> Result<&EdgeSide> {
+    pub(super) fn edge_side(&self) -> Result<&EdgeSide> {
         self.edge_side
             .as_ref()
             .ok_or_else(|| Error::Store(db::Error::Refused("this controller does not serve the edge port".to_owned())))

@@ -53,6 +53,8 @@ pub struct EdgePort {
     pub identity: ControllerIdentity,
     /// This replica's name.
     pub controller_id: String,
+    /// Opens sealed certificate tasks.
+    pub seal: Arc<crate::seal::SealKey>,
 }
 
 /// Publishes the identity, starts following the directory and serves the edge
@@ -89,6 +91,7 @@ pub async fn start(
         cache: cache.clone(),
         status,
         controller_id: port.controller_id,
+        seal: port.seal,
     };
     let (sync_config, enrollment_config) = tls::server_configs(&port.identity, trusted.clone())?;
     let (sender, receiver) = tokio::sync::mpsc::channel(128);

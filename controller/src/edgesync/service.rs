@@ -45,6 +45,8 @@ pub struct EdgeSyncService {
     pub status: StatusWriter,
     /// This replica's name in fleet status.
     pub controller_id: String,
+    /// Opens sealed certificate tasks (PFX imports).
+    pub seal: Arc<crate::seal::SealKey>,
 }
 
 type SyncStream = ReceiverStream<Result<pb::ControllerMessage, Status>>;
@@ -236,7 +238,7 @@ impl EdgeStream {
 
     /// Sends the edge's queued certificate tasks not yet sent on this stream.
     async fn send_tasks(&mut self) -> Result<(), &'static str> {
-        let tasks = match db::certificates::queued(&self.service.pool, self.state.edge_id).await {
+        let tasks = match db::certificates::queued(&self.service.pool, self.state.edge_id, &self.service.seal).await {
             Ok(tasks) => tasks,
             Err(error) => {
                 warn!(%error, "could not read certificate tasks");

@@ -288,6 +288,25 @@ impl AdminApi for AdminService {
         }))
     }
 
+    async fn import_pfx(&self, request: Request<pb::ImportPfxRequest>) -> Reply<pb::CertificateTasks> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edges = domainsec_model::parse_set("edges", &request.edges, true, domainsec_model::ObjectName::parse)
+            .map_err(invalid)?;
+        let services = convert::services(&request.services).map_err(invalid)?;
+        if request.pfx.len() > MAX_IMPORT_BYTES {
+            return Err(Status::invalid_argument(format!("pfx: larger than {MAX_IMPORT_BYTES} bytes")));
+        }
+        let tasks = self
+            .directory
+            .import_pfx(&admin, edges, request.pfx, request.password, services, request.friendly_name)
+            .await?;
+        Ok(Response::new(pb::CertificateTasks {
+            tasks: tasks.iter().map(convert::certificate_task).collect(),
+            warnings: vec![],
+        }))
+    }
+
     async fn enable_certificate(&self, request: Request<pb::EnableCertificateRequest>) -> Reply<pb::CertificateTasks> {
         let admin = self.caller(&request).await?;
         let request = request.into_inner();

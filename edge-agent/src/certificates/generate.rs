@@ -180,3 +180,32 @@ fn certificates(data: &[u8]) -> Result<Vec<Vec<u8>>, TaskError> {
 fn invalid(error: impl std::fmt::Display) -> TaskError {
     TaskError::Invalid(error.to_string())
 }
+
+/// A PFX (certificate, chain and key) from the controller: the key is stored
+/// here (0600) and never handed out again.
+pub fn import_pfx(store: &CertificateStore, import: &pb::ImportPfx) -> Result<pb::CertificateResult, TaskError> {
+    let keystore =
+        p12_keystore::KeyStore::from_pkcs12(&import.pfx, &import.password, p12_keystore::Pkcs12ImportPolicy::Strict)
+            .map_err(|e| TaskError::Invalid(format!("cannot open the PFX: {e}")))?;
+    let (_, chain) = keystore
+        .private_key_chain()
+        .ok_or_else(|| TaskError::Invalid("the PFX holds no private key with its certificate".to_owned()))?;
+    let certificates: Vec<Vec<u8>> = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
+    let Some(leaf) = certificates.first() else {
+        return Err(TaskError::Invalid("the PFX holds a key without a certificate".to_owned()));
+    };
+    let key_der = chain.key().as_der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_der.clone().into());
+    rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| TaskError::Invalid(format!("the PFX's key cannot be used for TLS on this edge: {e}")))?;
+    let thumbprint = thumbprint(leaf);
+    let chain_pem: String =
+        certificates.iter().map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.clone()))).collect();
+    write_atomic(&store.key_path(&thumbprint), pem::encode(&pem::Pem::new("PRIVATE KEY", key_der)).as_bytes(), 0o600)?;
+    write_atomic(&store.certificate_path(&thumbprint), chain_pem.as_bytes(), 0o644)?;
+    store.store_metadata(
+        &thumbprint,
+        &Metadata { friendly_name: import.friendly_name.clone(), services: import.services.clone() },
+    )?;
+    Ok(pb::CertificateResult { thumbprint, ..Default::default() })
+}

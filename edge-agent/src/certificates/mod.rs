@@ -106,6 +106,7 @@ impl CertificateStore {
             Some(Action::Remove(remove)) => self.remove(&remove.thumbprint),
             Some(Action::Import(import)) => generate::import(self, import),
             Some(Action::Verify(verify)) => self.verify(&verify.thumbprint),
+            Some(Action::ImportPfx(import)) => generate::import_pfx(self, import),
             None => Err(TaskError::Invalid("the task names no action".to_owned())),
         }
     }
