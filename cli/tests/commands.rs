@@ -230,3 +230,76 @@ async fn subscribe_an_edge_and_watch_it_sync(pool: PgPool) {
     assert!(out.lines().any(|l| l.starts_with("mail1") && l.contains("acked")), "{out}");
     shutdown.cancel();
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn certificates_through_dsctl(pool: PgPool) {
+    use edge::{
+        control::sync::{EdgeAgent, SyncSettings},
+        store::DataDir,
+    };
+
+    let controller = TestController::start(pool).await;
+    let admin = controller.org_admin_credentials();
+    let file = controller.dir.path().join("mail1.subscription");
+    let file_arg = file.to_string_lossy().into_owned();
+    ok(&admin, &["edge", "new-subscription", "mail1", "--fqdn", "mail1.contoso.com", "--out", &file_arg]).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(data.path().join("mail1"));
+    edge::control::subscribe::subscribe(&file, &dir).await.unwrap();
+    let agent = EdgeAgent::load(dir, SyncSettings::default()).unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(agent.run(shutdown.clone()));
+
+    let out = ok(
+        &admin,
+        &[
+            "cert",
+            "new",
+            "--edge",
+            "mail1",
+            "--subject-name",
+            "DC=com,DC=Contoso,CN=mail1.contoso.com",
+            "--domain-name",
+            "mail.contoso.com",
+            "--enable",
+            "smtp",
+        ],
+    )
+    .await;
+    assert!(out.contains(" new ") && out.contains(" done "), "{out}");
+    let out = ok(&admin, &["-o", "json", "cert", "get", "--edge", "mail1"]).await;
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let thumbprint = json[0]["thumbprint"].as_str().unwrap().to_owned();
+    assert_eq!(json[0]["subject"], "DC=com, DC=Contoso, CN=mail1.contoso.com");
+    assert_eq!(json[0]["services"], serde_json::json!(["smtp"]));
+    assert!(json[0].get("certificate_pem").is_none(), "get shows metadata, export writes the certificate");
+
+    let out = ok(&admin, &["cert", "get", "--edge", "mail1", "--thumbprint", &thumbprint]).await;
+    assert!(out.contains("KeyStatus           present"), "{out}");
+
+    let exported = controller.dir.path().join("mail1.cer");
+    ok(
+        &admin,
+        &["cert", "export", "--edge", "mail1", "--thumbprint", &thumbprint, "--path", &exported.to_string_lossy()],
+    )
+    .await;
+    let der = std::fs::read(&exported).unwrap();
+    assert_eq!(edge::certificates::thumbprint(&der), thumbprint, "the exported DER is the certificate");
+
+    // A self-signed certificate chains to no trusted root.
+    let run = dsctl(Some(&admin), &["cert", "verify", "--edge", "mail1", "--thumbprint", &thumbprint]).await;
+    assert!(!run.success);
+    assert!(run.stdout.contains("chain: FAILED"), "{}", run.stdout);
+    assert!(run.stderr.contains("the certificate did not verify"), "{}", run.stderr);
+
+    let pfx = controller.dir.path().join("bundle.pfx");
+    std::fs::write(&pfx, b"x").unwrap();
+    let run = dsctl(Some(&admin), &["cert", "import", "--edge", "mail1", "--path", &pfx.to_string_lossy()]).await;
+    assert!(run.stderr.contains("a PFX needs --password-file FILE"), "{}", run.stderr);
+
+    let out = ok(&admin, &["cert", "remove", "--edge", "mail1", "--thumbprint", &thumbprint]).await;
+    assert!(out.contains(" remove ") && out.contains(" done "), "{out}");
+    let out = ok(&admin, &["cert", "get", "--edge", "mail1"]).await;
+    assert!(out.contains("(none)"), "{out}");
+    shutdown.cancel();
+}
