@@ -163,6 +163,13 @@ for pair in mail1:mail1.contoso.com mail2:mail2.mail.contoso.com; do
 done
 dsctl cert get
 
+step "certutil -verify on the edge: first untrusted, then with the CA as a trusted root"
+thumbprint="$("$bin/dsctl" -o json cert get --edge mail1 | sed -n 's/.*"thumbprint": "\([0-9A-F]*\)".*/\1/p' | head -n 1)"
+dsctl cert verify --edge mail1 --thumbprint "$thumbprint" || true
+dsctl trusted-root add --path "$work/ca/ca.pem"
+wait_in_sync
+dsctl cert verify --edge mail1 --thumbprint "$thumbprint"
+
 step "A mistake is refused, naming the field and the rule"
 show "$bin/dsctl" transport-config set --add-tls-send-domain-secure woodgrove..com || true
 
