@@ -499,14 +499,8 @@ pub fn key_algorithm(value: &str) -> Result<String, InvalidField> {
     let key_algorithm = match value {
         "" | "ecdsa-p256" => "ecdsa-p256",
         "ecdsa-p384" => "ecdsa-p384",
-        other @ ("rsa2048" | "rsa3072") => {
-            return Err(InvalidField::new(
-                "key_algorithm",
-                other,
-                "RSA keys are not available yet; use ecdsa-p256 or ecdsa-p384 (importing and validating RSA \
-                 certificates is unaffected)",
-            ));
-        }
+        "rsa2048" => "rsa2048",
+        "rsa3072" => "rsa3072",
         other => {
             return Err(InvalidField::new(
                 "key_algorithm",

@@ -7,9 +7,38 @@
 //! the result again with ring. See docs/decisions/0001-subject-names.md.
 
 use domainsec_model::{RdnType, SubjectName};
-use ring::{rand::SystemRandom, signature::EcdsaKeyPair};
+use ring::{
+    rand::SystemRandom,
+    signature::{EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair},
+};
 use x509_parser::prelude::{FromDer, X509Certificate, X509CertificationRequest};
 use yasna::models::ObjectIdentifier;
+
+/// The key that signs again after the name is in place (the same key rcgen used).
+pub enum Signer {
+    /// ECDSA P-256 or P-384.
+    Ecdsa(EcdsaKeyPair),
+    /// RSA with PKCS#1 v1.5 and SHA-256 (rcgen's `PKCS_RSA_SHA256`).
+    Rsa(RsaKeyPair),
+}
+
+impl Signer {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, NameError> {
+        let rng = SystemRandom::new();
+        match self {
+            Self::Ecdsa(key) => key
+                .sign(&rng, message)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(|_| NameError("signing failed".to_owned())),
+            Self::Rsa(key) => {
+                let mut signature = vec![0u8; key.public().modulus_len()];
+                key.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .map_err(|_| NameError("signing failed".to_owned()))?;
+                Ok(signature)
+            }
+        }
+    }
+}
 
 /// Why a name could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +71,7 @@ pub fn rename_certificate(
     der: &[u8],
     name: &SubjectName,
     self_signed: bool,
-    key: &EcdsaKeyPair,
+    key: &Signer,
 ) -> Result<Vec<u8>, NameError> {
     let (_, certificate) = X509Certificate::from_der(der).map_err(|e| NameError(e.to_string()))?;
     let tbs = certificate.tbs_certificate.as_ref();
@@ -55,7 +84,7 @@ pub fn rename_certificate(
 }
 
 /// Puts `name` as the subject of a PKCS#10 request and re-signs.
-pub fn rename_request(der: &[u8], name: &SubjectName, key: &EcdsaKeyPair) -> Result<Vec<u8>, NameError> {
+pub fn rename_request(der: &[u8], name: &SubjectName, key: &Signer) -> Result<Vec<u8>, NameError> {
     let (_, request) = X509CertificationRequest::from_der(der).map_err(|e| NameError(e.to_string()))?;
     let info = request.certification_request_info.raw;
     let encoded = encode(name);
@@ -69,7 +98,7 @@ fn resign(
     outer: &[u8],
     inner: &[u8],
     mut replacements: Vec<((usize, usize), &[u8])>,
-    key: &EcdsaKeyPair,
+    key: &Signer,
 ) -> Result<Vec<u8>, NameError> {
     let header = header_length(inner)?;
     let mut content = inner[header..].to_vec();
@@ -83,9 +112,9 @@ fn resign(
     let algorithm_start = outer_header + inner.len();
     let algorithm_length = header_length(&outer[algorithm_start..])? + content_length(&outer[algorithm_start..])?;
     let algorithm = &outer[algorithm_start..algorithm_start + algorithm_length];
-    let signature = key.sign(&SystemRandom::new(), &new_inner).map_err(|_| NameError("signing failed".to_owned()))?;
+    let signature = key.sign(&new_inner)?;
     let mut bit_string = vec![0u8];
-    bit_string.extend_from_slice(signature.as_ref());
+    bit_string.extend_from_slice(&signature);
     let mut body = new_inner;
     body.extend_from_slice(algorithm);
     body.extend(tlv(0x03, &bit_string));

@@ -13,7 +13,12 @@ use ring::{rand::SystemRandom, signature::EcdsaKeyPair};
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{CertificateStore, Metadata, Pending, TaskError, der_name, inventory::thumbprint, safe};
+use super::{
+    CertificateStore, Metadata, Pending, TaskError,
+    der_name::{self, Signer},
+    inventory::thumbprint,
+    safe,
+};
 use crate::store::write_atomic;
 
 /// A self-signed certificate, valid 12 months, key made here.
@@ -142,19 +147,34 @@ fn params(names: &[DomainPattern], self_signed: bool) -> Result<CertificateParam
     Ok(params)
 }
 
-fn make_key(algorithm: &str) -> Result<(KeyPair, EcdsaKeyPair), TaskError> {
-    let (rcgen_alg, ring_alg): (&'static SignatureAlgorithm, _) = match algorithm {
-        "" | "ecdsa-p256" => (&rcgen::PKCS_ECDSA_P256_SHA256, &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING),
-        "ecdsa-p384" => (&rcgen::PKCS_ECDSA_P384_SHA384, &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING),
-        other => {
-            return Err(TaskError::Invalid(format!(
-                "key algorithm {other:?} is not available on this edge yet; use ecdsa-p256 or ecdsa-p384"
-            )));
-        }
+fn make_key(algorithm: &str) -> Result<(KeyPair, Signer), TaskError> {
+    let rng = SystemRandom::new();
+    let ecdsa = |rcgen_alg: &'static SignatureAlgorithm, ring_alg| -> Result<(KeyPair, Signer), TaskError> {
+        let key = KeyPair::generate_for(rcgen_alg).map_err(invalid)?;
+        let signer = EcdsaKeyPair::from_pkcs8(ring_alg, &key.serialize_der(), &rng).map_err(invalid)?;
+        Ok((key, Signer::Ecdsa(signer)))
     };
-    let key = KeyPair::generate_for(rcgen_alg).map_err(invalid)?;
-    let ring_key = EcdsaKeyPair::from_pkcs8(ring_alg, &key.serialize_der(), &SystemRandom::new()).map_err(invalid)?;
-    Ok((key, ring_key))
+    match algorithm {
+        "" | "ecdsa-p256" => ecdsa(&rcgen::PKCS_ECDSA_P256_SHA256, &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING),
+        "ecdsa-p384" => ecdsa(&rcgen::PKCS_ECDSA_P384_SHA384, &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING),
+        "rsa2048" => rsa_key(2048),
+        "rsa3072" => rsa_key(3072),
+        other => Err(TaskError::Invalid(format!(
+            "key algorithm {other:?} is not one of ecdsa-p256, ecdsa-p384, rsa2048, rsa3072"
+        ))),
+    }
+}
+
+/// RSA for partners whose software cannot use ECDSA. ring cannot generate RSA
+/// keys, so the `rsa` crate makes the key and ring signs with it.
+fn rsa_key(bits: usize) -> Result<(KeyPair, Signer), TaskError> {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits).map_err(invalid)?;
+    let pkcs8 = private.to_pkcs8_der().map_err(invalid)?;
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
+    let key = KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).map_err(invalid)?;
+    let signer = ring::signature::RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(invalid)?;
+    Ok((key, Signer::Rsa(signer)))
 }
 
 /// DER certificates from PEM (one or more blocks) or a single DER certificate.

@@ -378,4 +378,35 @@ mod tests {
         ));
         assert!(result.error.contains("key algorithm \"dsa\""), "{}", result.error);
     }
+
+    #[test]
+    fn rsa_keys_for_partners_without_ecdsa() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertificateStore::new(dir.path());
+        let result = store.execute(&task(
+            "t1",
+            Action::NewCertificate(pb::NewCertificate {
+                subject_name: "DC=com,DC=Contoso,CN=mail1.contoso.com".into(),
+                key_algorithm: "rsa2048".into(),
+                ..Default::default()
+            }),
+        ));
+        assert!(result.ok, "{}", result.error);
+        let der = pem::parse(&result.certificates[0].certificate_pem).unwrap().into_contents();
+        let (_, certificate) = X509Certificate::from_der(&der).unwrap();
+        assert_eq!(certificate.subject().to_string(), "DC=com, DC=Contoso, CN=mail1.contoso.com");
+        certificate.verify_signature(None).unwrap();
+        let request = store.execute(&task(
+            "r1",
+            Action::NewCertificate(pb::NewCertificate {
+                subject_name: "CN=mail1.contoso.com".into(),
+                key_algorithm: "rsa2048".into(),
+                generate_request: true,
+                ..Default::default()
+            }),
+        ));
+        assert!(request.ok, "{}", request.error);
+        let der = pem::parse(&request.request_pem).unwrap().into_contents();
+        X509CertificationRequest::from_der(&der).unwrap().1.verify_signature().unwrap();
+    }
 }
