@@ -130,7 +130,7 @@ pub struct ImportArgs {
     /// Edges (comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]
     edge: Vec<String>,
-    /// The issued certificate: .cer/.pem/.crt (PEM or DER, chain allowed).
+    /// The issued certificate: .cer/.pem/.crt (PEM or DER, chain allowed), a .p7b chain, or a .pfx.
     #[arg(long)]
     path: PathBuf,
     /// Enable for services, e.g. smtp.
@@ -357,11 +357,6 @@ async fn import(context: &mut Context, args: ImportArgs) -> anyhow::Result<()> {
             .await?
             .into_inner();
         return finish(context, tasks, &args.wait, None).await;
-    }
-    if lower.ends_with(".p7b") || lower.ends_with(".p7c") {
-        bail!(
-            "PKCS#7 (.p7b) chains are not read yet; import the certificate as PEM or DER (.cer), with the chain as PEM"
-        );
     }
     let tasks = context
         .client

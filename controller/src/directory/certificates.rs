@@ -344,7 +344,7 @@ fn check_public_only(data: &[u8]) -> Result<(), InvalidField> {
                  (import the certificate alone: the edge already holds the key it requested)",
             ));
         }
-        if !blocks.iter().any(|b| b.tag() == "CERTIFICATE") {
+        if !blocks.iter().any(|b| b.tag() == "CERTIFICATE" || b.tag() == "PKCS7") {
             return Err(InvalidField::new("data", "", "the file holds no CERTIFICATE block"));
         }
         return Ok(());

@@ -177,13 +177,20 @@ fn rsa_key(bits: usize) -> Result<(KeyPair, Signer), TaskError> {
     Ok((key, Signer::Rsa(signer)))
 }
 
-/// DER certificates from PEM (one or more blocks) or a single DER certificate.
+/// DER certificates from PEM (CERTIFICATE or PKCS7 blocks), a PKCS#7 (.p7b)
+/// certificate bag, or a single DER certificate.
 fn certificates(data: &[u8]) -> Result<Vec<Vec<u8>>, TaskError> {
     if let Ok(blocks) = pem::parse_many(data)
         && !blocks.is_empty()
     {
-        let certificates: Vec<Vec<u8>> =
-            blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(|b| b.into_contents()).collect();
+        let mut certificates = Vec::new();
+        for block in blocks {
+            match block.tag() {
+                "CERTIFICATE" => certificates.push(block.into_contents()),
+                "PKCS7" => certificates.extend(pkcs7_certificates(block.contents())?),
+                _ => {}
+            }
+        }
         if certificates.is_empty() {
             return Err(TaskError::Invalid("the file holds no CERTIFICATE block".to_owned()));
         }
@@ -192,9 +199,47 @@ fn certificates(data: &[u8]) -> Result<Vec<Vec<u8>>, TaskError> {
         }
         return Ok(certificates);
     }
-    X509Certificate::from_der(data)
-        .map_err(|_| TaskError::Invalid("the file is neither a PEM nor a DER certificate".to_owned()))?;
-    Ok(vec![data.to_vec()])
+    if X509Certificate::from_der(data).is_ok() {
+        return Ok(vec![data.to_vec()]);
+    }
+    pkcs7_certificates(data).map_err(|error| {
+        TaskError::Invalid(format!("the file is neither a PEM, a DER certificate nor a PKCS#7 (.p7b) chain ({error})"))
+    })
+}
+
+/// The certificates of a PKCS#7 SignedData (RFC 5652), as CAs hand out chains in .p7b files.
+fn pkcs7_certificates(der: &[u8]) -> Result<Vec<Vec<u8>>, TaskError> {
+    use yasna::{Tag, models::ObjectIdentifier};
+    const SIGNED_DATA: &[u64] = &[1, 2, 840, 113_549, 1, 7, 2];
+    let certificates = yasna::parse_ber(der, |reader| {
+        reader.read_sequence(|reader| {
+            let content_type = reader.next().read_oid()?;
+            if content_type != ObjectIdentifier::from_slice(SIGNED_DATA) {
+                return Err(yasna::ASN1Error::new(yasna::ASN1ErrorKind::Invalid));
+            }
+            reader.next().read_tagged(Tag::context(0), |reader| {
+                reader.read_sequence(|reader| {
+                    let _version = reader.next().read_der()?;
+                    let _digest_algorithms = reader.next().read_der()?;
+                    let _content = reader.next().read_der()?;
+                    let certificates = reader.read_optional(|reader| {
+                        reader.read_tagged_implicit(Tag::context(0), |reader| reader.collect_set_of(|r| r.read_der()))
+                    })?;
+                    // CRLs ([1], optional) and signer infos: not needed for a chain.
+                    while reader.read_optional(|r| r.read_der())?.is_some() {}
+                    Ok(certificates.unwrap_or_default())
+                })
+            })
+        })
+    })
+    .map_err(|e| TaskError::Invalid(format!("not a PKCS#7 certificate chain: {e}")))?;
+    if certificates.is_empty() {
+        return Err(TaskError::Invalid("the PKCS#7 file holds no certificate".to_owned()));
+    }
+    for certificate in &certificates {
+        X509Certificate::from_der(certificate).map_err(|e| TaskError::Invalid(format!("not a certificate: {e}")))?;
+    }
+    Ok(certificates)
 }
 
 fn invalid(error: impl std::fmt::Display) -> TaskError {

@@ -328,6 +328,105 @@ mod tests {
         assert_eq!(imported.certificates.len(), 1, "the pending request is gone");
     }
 
+    /// A certs-only PKCS#7 SignedData, the shape of a CA's .p7b file.
+    fn p7b(certificates: &[Vec<u8>]) -> Vec<u8> {
+        use yasna::{Tag, models::ObjectIdentifier};
+        yasna::construct_der(|writer| {
+            writer.write_sequence(|writer| {
+                writer.next().write_oid(&ObjectIdentifier::from_slice(&[1, 2, 840, 113_549, 1, 7, 2]));
+                writer.next().write_tagged(Tag::context(0), |writer| {
+                    writer.write_sequence(|writer| {
+                        writer.next().write_u8(1);
+                        writer.next().write_set(|_| {});
+                        writer.next().write_sequence(|writer| {
+                            writer.next().write_oid(&ObjectIdentifier::from_slice(&[1, 2, 840, 113_549, 1, 7, 1]));
+                        });
+                        writer.next().write_tagged_implicit(Tag::context(0), |writer| {
+                            writer.write_set(|writer| {
+                                for certificate in certificates {
+                                    writer.next().write_der(certificate);
+                                }
+                            });
+                        });
+                        writer.next().write_set(|_| {});
+                    });
+                });
+            });
+        })
+    }
+
+    #[test]
+    fn an_issued_certificate_may_come_as_a_p7b_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertificateStore::new(dir.path());
+        let result = store.execute(&task("r1", new("CN=mail1.contoso.com", true)));
+        let request_der = pem::parse(&result.request_pem).unwrap().into_contents();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(vec![]).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let csr = rcgen::CertificateSigningRequestParams::from_der(&request_der.into()).unwrap();
+        let issued = csr.signed_by(&ca).unwrap();
+        let bundle = p7b(&[ca.der().to_vec(), issued.der().to_vec()]);
+        let pem_bundle = pem::encode(&pem::Pem::new("PKCS7", bundle.clone()));
+        let imported =
+            store.execute(&task("i1", Action::Import(pb::ImportCertificate { data: bundle, ..Default::default() })));
+        assert!(imported.ok, "{}", imported.error);
+        assert_eq!(
+            imported.thumbprint,
+            thumbprint(issued.der()),
+            "the leaf is the one matching the key, wherever it sits"
+        );
+        let chain = fs::read_to_string(store.certificate_path(&imported.thumbprint)).unwrap();
+        assert_eq!(pem::parse_many(&chain).unwrap().len(), 2, "the chain is kept, leaf first");
+        let again = store.execute(&task(
+            "i2",
+            Action::Import(pb::ImportCertificate { data: pem_bundle.into_bytes(), ..Default::default() }),
+        ));
+        assert!(again.error.contains("matches no pending request"), "PEM-wrapped PKCS#7 parses too: {}", again.error);
+        let garbage = store.execute(&task(
+            "i3",
+            Action::Import(pb::ImportCertificate { data: vec![0x30, 0x03, 1, 2, 3], ..Default::default() }),
+        ));
+        assert!(garbage.error.contains("neither a PEM, a DER certificate nor a PKCS#7"), "{}", garbage.error);
+    }
+
+    /// Interop: the .p7b OpenSSL writes (`openssl crl2pkcs7 -nocrl`), where OpenSSL is installed.
+    #[test]
+    fn a_p7b_written_by_openssl_imports() {
+        if std::process::Command::new("openssl").arg("version").output().is_err() {
+            eprintln!("openssl not installed: skipping the interop check");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertificateStore::new(&dir.path().join("edge"));
+        let result = store.execute(&task("r1", new("CN=mail1.contoso.com", true)));
+        let request_der = pem::parse(&result.request_pem).unwrap().into_contents();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(vec![]).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let issued =
+            rcgen::CertificateSigningRequestParams::from_der(&request_der.into()).unwrap().signed_by(&ca).unwrap();
+        let chain = dir.path().join("chain.pem");
+        fs::write(&chain, format!("{}{}", issued.pem(), ca.pem())).unwrap();
+        let p7b = dir.path().join("chain.p7b");
+        let status = std::process::Command::new("openssl")
+            .args(["crl2pkcs7", "-nocrl", "-outform", "DER", "-certfile"])
+            .arg(&chain)
+            .arg("-out")
+            .arg(&p7b)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let imported = store.execute(&task(
+            "i1",
+            Action::Import(pb::ImportCertificate { data: fs::read(&p7b).unwrap(), ..Default::default() }),
+        ));
+        assert!(imported.ok, "{}", imported.error);
+        assert_eq!(imported.thumbprint, thumbprint(issued.der()));
+    }
+
     #[test]
     fn enable_and_remove_name_the_certificate() {
         let dir = tempfile::tempdir().unwrap();
