@@ -134,7 +134,17 @@ impl EdgeAgent {
         let _ = sender.send(message(Kind::Hello(hello))).await;
         let mut inbound = match EdgeSyncClient::new(channel).sync(ReceiverStream::new(receiver)).await {
             Ok(response) => response.into_inner(),
-            Err(status) => return StreamEnd::Lost(format!("refused: {}", status.message())),
+            Err(status) => {
+                let detail = tls::error_chain(&status);
+                let refused = status.code() == tonic::Code::PermissionDenied || detail.contains("alert");
+                let hint = if refused {
+                    "; the controller does not accept this edge: if it was removed, subscribe it again \
+                     with a new subscription file"
+                } else {
+                    ""
+                };
+                return StreamEnd::Lost(format!("refused: {detail}{hint}"));
+            }
         };
         info!("connected to the controller");
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat_interval);
