@@ -49,7 +49,11 @@ pub struct EdgeSyncService {
     pub seal: Arc<crate::seal::SealKey>,
 }
 
-type SyncStream = ReceiverStream<Result<pb::ControllerMessage, Status>>;
+/// What the stream carries, boxed: a channel's slots are allocated 32 at a time
+/// per edge, and an inline message would make an idle edge cost kilobytes.
+type Outbound = Box<Result<pb::ControllerMessage, Status>>;
+
+type SyncStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ControllerMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl EdgeSync for EdgeSyncService {
@@ -138,7 +142,9 @@ impl EdgeSync for EdgeSyncService {
         };
         let span = info_span!("sync", edge = %edge, remote = %peer.remote);
         tokio::spawn(stream.run(request.into_inner()).instrument(span));
-        Ok(Response::new(ReceiverStream::new(receiver)))
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(ReceiverStream::new(receiver), |message: Outbound| {
+            *message
+        }))))
     }
 }
 
@@ -148,7 +154,7 @@ struct EdgeStream {
     edge: String,
     state: SyncState,
     handle: StreamHandle,
-    sender: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+    sender: mpsc::Sender<Outbound>,
     /// Version pushed and not yet answered, with its deadline.
     in_flight: Option<(u64, tokio::time::Instant)>,
     /// Newest version the edge has been sent or said it runs.
@@ -177,7 +183,7 @@ impl EdgeStream {
             let deadline = self.in_flight.map(|(_, deadline)| deadline);
             tokio::select! {
                 () = self.handle.cancel.cancelled() => {
-                    let _ = self.sender.send(Err(Status::permission_denied("this edge was removed or reconnected elsewhere"))).await;
+                    let _ = self.sender.send(Box::new(Err(Status::permission_denied("this edge was removed or reconnected elsewhere")))).await;
                     break "cut off";
                 }
                 changed = versions.changed() => if changed.is_err() { break "controller stopping" },
@@ -224,7 +230,7 @@ impl EdgeStream {
         };
         let version = snapshot.version;
         let message = pb::ControllerMessage { kind: Some(pb::controller_message::Kind::Snapshot(snapshot)) };
-        if self.sender.send(Ok(message)).await.is_err() {
+        if self.sender.send(Box::new(Ok(message))).await.is_err() {
             return Err("edge went away");
         }
         debug!(version, "pushed snapshot");
@@ -251,7 +257,7 @@ impl EdgeStream {
             }
             debug!(task = %task.id, "sending certificate task");
             let message = pb::ControllerMessage { kind: Some(pb::controller_message::Kind::CertificateTask(task)) };
-            if self.sender.send(Ok(message)).await.is_err() {
+            if self.sender.send(Box::new(Ok(message))).await.is_err() {
                 return Err("edge went away");
             }
         }
