@@ -21,6 +21,17 @@ async fn finished(admin: &AdminClient<Channel>, id: &str) -> pb::CertificateTask
     .await
 }
 
+/// The certificates the directory mirrors for one edge.
+async fn certificates_of(admin: &AdminClient<Channel>, edge: &str) -> Vec<pb::EdgeCertificate> {
+    admin
+        .clone()
+        .list_certificates(pb::ListCertificatesRequest { edge: edge.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificates
+}
+
 fn request(edge: &str, subject: &str) -> pb::NewCertificateRequest {
     pb::NewCertificateRequest {
         edge: edge.into(),
@@ -73,12 +84,7 @@ async fn requests_for_two_edges_are_signed_imported_and_enabled(pool: PgPool) {
         issued.push((edge, ca.sign(&task.request_pem)));
     }
     // The directory mirrors the pending requests.
-    let pending = admin
-        .list_certificates(pb::ListCertificatesRequest { edge: "mail1".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .certificates;
+    let pending = certificates_of(&admin, "mail1").await;
     assert_eq!(pending[0].key_status, "pending");
     assert_eq!(pending[0].subject, "DC=com, DC=Contoso, CN=mail1.contoso.com");
 
@@ -108,12 +114,7 @@ async fn requests_for_two_edges_are_signed_imported_and_enabled(pool: PgPool) {
             .into_inner();
         let task = finished(&admin, &queued.tasks[0].id).await;
         assert_eq!(task.state, "done", "{}", task.error);
-        let certificates = admin
-            .list_certificates(pb::ListCertificatesRequest { edge: (*edge).into(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner()
-            .certificates;
+        let certificates = certificates_of(&admin, edge).await;
         assert_eq!(certificates.len(), 1, "the request became the certificate");
         let certificate = &certificates[0];
         assert_eq!(certificate.thumbprint, task.thumbprint);
@@ -155,12 +156,7 @@ async fn a_task_for_an_offline_edge_runs_once_when_it_reconnects(pool: PgPool) {
     let _mail1 = TestEdge::start(dir);
     let task = finished(&admin, &id).await;
     assert_eq!(task.state, "done", "{}", task.error);
-    let certificates = admin
-        .list_certificates(pb::ListCertificatesRequest { edge: "mail1".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .certificates;
+    let certificates = certificates_of(&admin, "mail1").await;
     assert_eq!(certificates.len(), 1, "made once");
     assert_eq!(certificates[0].subject, "CN=mail1.contoso.com", "the default CN is the edge's FQDN");
     assert_eq!(certificates[0].services, vec!["smtp".to_owned()]);
@@ -232,12 +228,7 @@ async fn a_clone_keeps_subject_and_names_with_a_new_key(pool: PgPool) {
         .into_inner();
     let cloned = finished(&admin, &cloned.tasks[0].id).await;
     assert_eq!(cloned.state, "done", "{}", cloned.error);
-    let certificates = admin
-        .list_certificates(pb::ListCertificatesRequest { edge: "mail1".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .certificates;
+    let certificates = certificates_of(&admin, "mail1").await;
     let find = |thumbprint: &str| certificates.iter().find(|c| c.thumbprint == thumbprint).unwrap().clone();
     let (a, b) = (find(&made.thumbprint), find(&cloned.thumbprint));
     assert_ne!(a.thumbprint, b.thumbprint);
@@ -427,12 +418,7 @@ async fn one_pfx_serves_two_edges_and_is_kept_only_sealed(pool: PgPool) {
         assert_eq!(done.thumbprint, thumbprint);
     }
     for edge in ["mail1", "mail2"] {
-        let certificates = admin
-            .list_certificates(pb::ListCertificatesRequest { edge: edge.into(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner()
-            .certificates;
+        let certificates = certificates_of(&admin, edge).await;
         assert_eq!(certificates[0].thumbprint, thumbprint);
         assert_eq!(certificates[0].key_status, "present");
         assert_eq!(certificates[0].services, vec!["smtp".to_owned()]);
