@@ -88,3 +88,26 @@ async fn a_ca_signed_certificate_missing_from_the_directory_is_refused(pool: PgP
         "this credential is not in the organization's directory",
     );
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn the_health_service_reports_the_admin_api_serving(pool: PgPool) {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let controller = TestController::start(pool).await;
+    let bundle = controller::testing::read_bundle(&controller.org_admin_credentials());
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", controller.address))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&bundle.ca_certificate))
+                .identity(Identity::from_pem(&bundle.certificate, &bundle.private_key))
+                .domain_name(&bundle.server_name),
+        )
+        .unwrap()
+        .connect_lazy();
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest { service: "domainsec.admin.v1.Admin".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.status(), ServingStatus::Serving);
+}
