@@ -224,3 +224,26 @@ async fn a_rotated_controller_certificate_is_trusted_before_it_is_presented(pool
     mail1.wait_for_version(version).await;
     mail2.wait_for_version(version).await;
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_change_arrives_even_when_the_controllers_listen_connection_dies(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    mail1.wait_for_version(current_version(&mut admin).await).await;
+    // Kill the controller's LISTEN session, as a database failover or network cut would.
+    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&controller.pool).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .bind(&database)
+    .fetch_all(&controller.pool)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the controller listens on its own connection");
+    let version =
+        admin.set_transport_config(secure_list(&["woodgrovebank.com"])).await.unwrap().into_inner().config_version;
+    let config = mail1.wait_for_version(version).await;
+    assert_eq!(config.transport.tls_send_domain_secure_list[0].to_string(), "woodgrovebank.com");
+}
