@@ -3,7 +3,7 @@
 //! connector's address available on this host. A snapshot that fails is refused
 //! (NACK) and the edge keeps its last good configuration.
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 
 use domainsec_model::{
     AddressSpace, AuthMechanism, Binding, Domain, DomainPattern, IpRange, MessageSize, ObjectName, PermissionGroup,
@@ -174,11 +174,6 @@ fn size(name: &str, bytes: u64) -> Result<MessageSize, ApplyError> {
 
 fn field(name: &str, value: &str, error: impl std::fmt::Display) -> ApplyError {
     ApplyError(format!("{name} {value:?}: {error}"))
-}
-
-/// True for an address on this host (used in tests to pick a foreign one).
-pub fn is_local(ip: IpAddr) -> bool {
-    TcpListener::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 #[cfg(test)]

@@ -96,11 +96,6 @@ impl Domain {
     pub fn is_within(&self, other: &Domain) -> bool {
         self == other || self.0.strip_suffix(other.as_str()).is_some_and(|prefix| prefix.ends_with('.'))
     }
-
-    /// The labels from left to right.
-    pub fn labels(&self) -> impl Iterator<Item = &str> {
-        self.0.split('.')
-    }
 }
 
 impl fmt::Display for Domain {
@@ -143,13 +138,6 @@ impl DomainPattern {
                 DomainError::WildcardNotAllowed => DomainError::MisplacedWildcard,
                 other => other,
             }),
-        }
-    }
-
-    /// The domain the pattern is anchored at.
-    pub fn domain(&self) -> &Domain {
-        match self {
-            Self::Exact(domain) | Self::WithSubdomains(domain) => domain,
         }
     }
 

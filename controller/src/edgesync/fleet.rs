@@ -94,14 +94,4 @@ impl Fleet {
     pub fn holds(&self, edge: &str) -> bool {
         self.streams.lock().is_ok_and(|streams| streams.contains_key(edge))
     }
-
-    /// Number of connected edges.
-    pub fn len(&self) -> usize {
-        self.streams.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    /// True when no edge is connected.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
