@@ -127,8 +127,25 @@ pub async fn task(pool: &PgPool, id: Uuid) -> Result<Option<Task>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE t.id = $1"))).bind(id).fetch_optional(pool).await?)
 }
 
-/// Replaces the mirror of an edge's store with what it reported.
+/// Replaces the mirror of an edge's store with what it reported. Every edge
+/// reports its store when it connects: an unchanged store costs one read, not a
+/// write, so a fleet reconnecting after a controller restart stays cheap.
 pub async fn replace_inventory(pool: &PgPool, edge_id: Uuid, certificates: &[pb::CertificateInfo]) -> Result<()> {
+    type Summary = (String, Vec<String>, String, String);
+    let stored: Vec<Summary> = sqlx::query_as(
+        "SELECT thumbprint, services, key_status, friendly_name FROM edge_certificates
+         WHERE edge_id = $1 ORDER BY position",
+    )
+    .bind(edge_id)
+    .fetch_all(pool)
+    .await?;
+    let reported: Vec<Summary> = certificates
+        .iter()
+        .map(|c| (c.thumbprint.clone(), c.services.clone(), c.key_status.clone(), c.friendly_name.clone()))
+        .collect();
+    if stored == reported {
+        return Ok(());
+    }
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM edge_certificates WHERE edge_id = $1").bind(edge_id).execute(&mut *tx).await?;
     for (position, c) in certificates.iter().enumerate() {
