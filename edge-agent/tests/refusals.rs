@@ -155,3 +155,51 @@ async fn a_removed_edge_is_cut_off_at_once_and_refused_after(pool: PgPool) {
         .unwrap();
     assert_eq!(left, 0, "the edge and its certificate are gone from the directory");
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn new_subscriptions_are_refused_when_they_cannot_be_right(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let request = |name: &str, fqdn: &str, expires: u64| pb::NewSubscriptionRequest {
+        name: name.into(),
+        fqdn: fqdn.into(),
+        expires_in_seconds: expires,
+    };
+    let status = admin.new_subscription(request("mail1", "", 0)).await.unwrap_err();
+    assert_eq!(status.message(), "fqdn: a new edge needs its internet FQDN, e.g. mail1.contoso.com");
+    let status = admin.new_subscription(request("mail1", "mail1.contoso.com", 10)).await.unwrap_err();
+    assert!(status.message().starts_with("expires \"10s\": must be from 1 minute to 30 days"), "{}", status.message());
+    let status = admin.new_subscription(request("mail1", "mail1.contoso.com", 31 * 24 * 3600)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(admin.list_edges(pb::ListEdgesRequest {}).await.unwrap().into_inner().edges.is_empty(), "nothing recorded");
+
+    admin.create_edge(pb::CreateEdgeRequest { name: "mail2".into(), fqdn: "mail2.contoso.com".into() }).await.unwrap();
+    let status = admin.new_subscription(request("mail2", "other.contoso.com", 0)).await.unwrap_err();
+    assert!(status.message().contains("is recorded with FQDN mail2.contoso.com"), "{}", status.message());
+
+    let _mail3 = TestEdge::subscribe(&controller, "mail3").await;
+    let status = admin.new_subscription(request("mail3", "", 0)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(status.message().contains("is already subscribed; remove it"), "{}", status.message());
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_sync_stream_on_the_enrollment_name_is_refused(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let dir = mail1.stop().await;
+    let identity = EdgeIdentity::load(&DataDir::new(dir.path().join("data"))).unwrap();
+    let fingerprints = controller::edgesync::controller_fingerprints(&controller.pool).await.unwrap();
+    let channel = tls::connect(
+        &controller.edge_address.to_string(),
+        &identity,
+        Arc::new(PinnedControllers::new(fingerprints)),
+        true,
+    )
+    .await
+    .unwrap();
+    let (_sender, receiver) = tokio::sync::mpsc::channel(1);
+    let status =
+        EdgeSyncClient::new(channel).sync(tokio_stream::wrappers::ReceiverStream::new(receiver)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+}

@@ -247,3 +247,20 @@ async fn a_change_arrives_even_when_the_controllers_listen_connection_dies(pool:
     let config = mail1.wait_for_version(version).await;
     assert_eq!(config.transport.tls_send_domain_secure_list[0].to_string(), "woodgrovebank.com");
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn sync_and_rotation_commands_refuse_what_makes_no_sense(pool: PgPool) {
+    use controller::{rotation, state_dir::StateDir};
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    let both = pb::SyncEdgesRequest { names: vec!["mail1".into()], all: true, timeout_seconds: 1 };
+    assert_eq!(admin.sync_edges(both).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let neither = pb::SyncEdgesRequest { names: vec![], all: false, timeout_seconds: 1 };
+    assert_eq!(admin.sync_edges(neither).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let unknown = pb::SyncEdgesRequest { names: vec!["mail7".into()], all: false, timeout_seconds: 1 };
+    assert_eq!(admin.sync_edges(unknown).await.unwrap_err().code(), tonic::Code::NotFound);
+
+    let state = StateDir::new(controller.dir.path().join("state"));
+    let error = rotation::activate(&controller.pool, &state).await.unwrap_err().to_string();
+    assert!(error.starts_with("no staged certificate"), "{error}");
+}
