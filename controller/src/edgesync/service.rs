@@ -237,8 +237,9 @@ impl EdgeStream {
         self.in_flight = Some((version, tokio::time::Instant::now() + ACK_TIMEOUT));
         self.sent_or_applied = self.sent_or_applied.max(version);
         self.force = false;
+        // Recorded with the edge's answer (or next heartbeat), not now: a push to
+        // every edge must not also queue a state write per edge.
         self.state.last_version_sent = i64::try_from(version).ok();
-        self.service.status.update(&self.state);
         Ok(())
     }
 
