@@ -12,5 +12,8 @@
 pub mod apply;
 pub mod certificates;
 pub mod control;
+pub mod delivery;
 pub mod identity;
+pub mod protocol_log;
+pub mod routing;
 pub mod store;

@@ -1,0 +1,1 @@
+//! The local maildir: the embedded default for the organization's own domains.

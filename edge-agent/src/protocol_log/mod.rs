@@ -1,0 +1,1 @@
+//! Send and Receive protocol logs in Exchange's CSV shape.

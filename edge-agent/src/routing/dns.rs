@@ -1,0 +1,1 @@
+//! MX and address lookup with hickory-resolver, and a static overrides table.
