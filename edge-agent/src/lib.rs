@@ -15,5 +15,7 @@ pub mod control;
 pub mod delivery;
 pub mod identity;
 pub mod protocol_log;
+pub mod queue;
 pub mod routing;
+pub mod smtp;
 pub mod store;

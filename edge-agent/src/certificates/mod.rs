@@ -11,6 +11,7 @@
 mod der_name;
 mod generate;
 mod inventory;
+pub mod smtp;
 mod verify;
 
 use std::{

@@ -1,0 +1,3 @@
+//! The durable queue: the spool on disk and the scheduler that delivers from it.
+
+pub mod spool;

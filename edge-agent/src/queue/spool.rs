@@ -1,0 +1,307 @@
+//! The on-disk spool: one file per message (envelope header block, then the
+//! message), written to `tmp/`, fsynced, renamed into `msg/` and the directory
+//! fsynced before the `250` goes out. Per-recipient outcomes are appended to
+//! `state/ID` (fsynced) only when a message is partly done, so a restart neither
+//! loses a message nor resends to a recipient already finished.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Write as _},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tracing::warn;
+
+use crate::smtp::address::Mailbox;
+
+/// A queued message's envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Queue id: upper-case hex, unique on this edge.
+    pub id: String,
+    /// When the `250` was given.
+    pub arrival: SystemTime,
+    /// `None`: the null reverse-path (no DSN is ever sent for it).
+    pub sender: Option<Mailbox>,
+    /// RFC 3461 `ENVID`.
+    pub envelope_id: Option<String>,
+    /// Recipients, in the order given.
+    pub recipients: Vec<Mailbox>,
+    /// The receive connector it came in on (`edge\\connector`), or `dsn` for reports.
+    pub source: String,
+    /// The client's address, if it came over SMTP.
+    pub client: Option<SocketAddr>,
+}
+
+/// What became of one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the next hop or the maildir.
+    Delivered,
+    /// Failed for good (a DSN went or goes to the sender); the reply text.
+    Failed(String),
+}
+
+/// A message found in the spool at start-up.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Its envelope.
+    pub envelope: Envelope,
+    /// Outcomes recorded so far, by recipient index.
+    pub outcomes: Vec<Option<Outcome>>,
+    /// Size of the message on disk.
+    pub size: u64,
+}
+
+/// The spool directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+impl Spool {
+    /// Opens (creating) the spool under `root` and clears half-written files.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        for dir in ["tmp", "msg", "state"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        for entry in fs::read_dir(root.join("tmp"))? {
+            let _ = fs::remove_file(entry?.path());
+        }
+        Ok(Self { root })
+    }
+
+    /// A new queue id.
+    pub fn new_id() -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let mut random = [0u8; 2];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xFFFF;
+        format!("{millis:011X}{count:04X}{:04X}", u16::from_be_bytes(random))
+    }
+
+    /// Stores a message durably: when this returns `Ok`, a crash cannot lose it.
+    pub fn store(&self, envelope: &Envelope, message: &[u8]) -> io::Result<()> {
+        let temporary = self.root.join("tmp").join(&envelope.id);
+        let mut file = File::create(&temporary)?;
+        file.write_all(encode_envelope(envelope).as_bytes())?;
+        file.write_all(message)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temporary, self.message_path(&envelope.id))?;
+        File::open(self.root.join("msg"))?.sync_all()
+    }
+
+    /// Every message in the spool, oldest first. Unreadable files are moved to
+    /// `corrupt/` with a warning rather than stopping the edge.
+    pub fn recover(&self) -> io::Result<Vec<Recovered>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(self.root.join("msg"))? {
+            let path = entry?.path();
+            match self.load(&path) {
+                Ok(recovered) => found.push(recovered),
+                Err(error) => {
+                    warn!(path = %path.display(), %error, "unreadable spool file moved to corrupt/");
+                    let corrupt = self.root.join("corrupt");
+                    let _ = fs::create_dir_all(&corrupt);
+                    if let Some(name) = path.file_name() {
+                        let _ = fs::rename(&path, corrupt.join(name));
+                    }
+                }
+            }
+        }
+        // Orphaned state files (message removed before its state) are finished work.
+        for entry in fs::read_dir(self.root.join("state"))? {
+            let path = entry?.path();
+            if let Some(name) = path.file_name()
+                && !self.root.join("msg").join(name).exists()
+            {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        found.sort_by_key(|r| r.envelope.arrival);
+        Ok(found)
+    }
+
+    /// The message bytes (without the envelope block).
+    pub fn read_message(&self, id: &str) -> io::Result<Vec<u8>> {
+        let bytes = fs::read(self.message_path(id))?;
+        let start = find_body(&bytes).ok_or_else(|| invalid("no envelope terminator"))?;
+        Ok(bytes[start..].to_vec())
+    }
+
+    /// Records recipients' outcomes durably (append + fsync).
+    pub fn record(&self, id: &str, outcomes: &[(usize, Outcome)]) -> io::Result<()> {
+        let mut text = String::new();
+        for (index, outcome) in outcomes {
+            match outcome {
+                Outcome::Delivered => text.push_str(&format!("delivered {index}\n")),
+                Outcome::Failed(reason) => {
+                    text.push_str(&format!("failed {index} {}\n", reason.replace(['\r', '\n'], " ")));
+                }
+            }
+        }
+        let mut file = OpenOptions::new().create(true).append(true).open(self.root.join("state").join(id))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_data()
+    }
+
+    /// Removes a finished message (message first: an orphaned state file is harmless).
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        fs::remove_file(self.message_path(id))?;
+        match fs::remove_file(self.root.join("state").join(id)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    fn message_path(&self, id: &str) -> PathBuf {
+        self.root.join("msg").join(id)
+    }
+
+    fn load(&self, path: &Path) -> io::Result<Recovered> {
+        let bytes = fs::read(path)?;
+        let body = find_body(&bytes).ok_or_else(|| invalid("no envelope terminator"))?;
+        let header = std::str::from_utf8(&bytes[..body]).map_err(|_| invalid("envelope is not UTF-8"))?;
+        let envelope = decode_envelope(header)?;
+        let mut outcomes = vec![None; envelope.recipients.len()];
+        if let Ok(state) = fs::read_to_string(self.root.join("state").join(&envelope.id)) {
+            for line in state.lines() {
+                let mut words = line.splitn(3, ' ');
+                let (kind, index) = (words.next(), words.next().and_then(|i| i.parse::<usize>().ok()));
+                let Some(slot) = index.and_then(|i| outcomes.get_mut(i)) else { continue };
+                match kind {
+                    Some("delivered") => *slot = Some(Outcome::Delivered),
+                    Some("failed") => *slot = Some(Outcome::Failed(words.next().unwrap_or_default().to_owned())),
+                    _ => {}
+                }
+            }
+        }
+        Ok(Recovered { envelope, outcomes, size: (bytes.len() - body) as u64 })
+    }
+}
+
+const MAGIC: &str = "DomainSec-Queue: 1";
+
+fn encode_envelope(envelope: &Envelope) -> String {
+    let millis = envelope.arrival.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let mut text = format!("{MAGIC}\nId: {}\nArrival: {millis}\n", envelope.id);
+    text.push_str(&format!("Sender: {}\n", envelope.sender.as_ref().map(ToString::to_string).unwrap_or_default()));
+    if let Some(envid) = &envelope.envelope_id {
+        text.push_str(&format!("Envelope-Id: {envid}\n"));
+    }
+    text.push_str(&format!("Source: {}\n", envelope.source));
+    if let Some(client) = envelope.client {
+        text.push_str(&format!("Client: {client}\n"));
+    }
+    for recipient in &envelope.recipients {
+        text.push_str(&format!("Recipient: {recipient}\n"));
+    }
+    text.push('\n');
+    text
+}
+
+fn decode_envelope(header: &str) -> io::Result<Envelope> {
+    let mut lines = header.lines();
+    if lines.next() != Some(MAGIC) {
+        return Err(invalid("not a DomainSec queue file"));
+    }
+    let mut envelope = Envelope {
+        id: String::new(),
+        arrival: UNIX_EPOCH,
+        sender: None,
+        envelope_id: None,
+        recipients: Vec::new(),
+        source: String::new(),
+        client: None,
+    };
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let (key, value) = line.split_once(": ").unwrap_or((line.trim_end_matches(':'), ""));
+        match key {
+            "Id" => envelope.id = value.to_owned(),
+            "Arrival" => {
+                let millis = value.parse().map_err(|_| invalid("bad Arrival"))?;
+                envelope.arrival = UNIX_EPOCH + Duration::from_millis(millis);
+            }
+            "Sender" if value.is_empty() => envelope.sender = None,
+            "Sender" => envelope.sender = Some(Mailbox::parse(value).map_err(|_| invalid("bad Sender"))?),
+            "Envelope-Id" => envelope.envelope_id = Some(value.to_owned()),
+            "Source" => envelope.source = value.to_owned(),
+            "Client" => envelope.client = value.parse().ok(),
+            "Recipient" => envelope.recipients.push(Mailbox::parse(value).map_err(|_| invalid("bad Recipient"))?),
+            _ => {}
+        }
+    }
+    if envelope.id.is_empty() || envelope.recipients.is_empty() {
+        return Err(invalid("envelope without id or recipients"));
+    }
+    Ok(envelope)
+}
+
+fn find_body(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|w| w == b"\n\n").map(|p| p + 2)
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(id: &str) -> Envelope {
+        Envelope {
+            id: id.to_owned(),
+            arrival: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            sender: Some(Mailbox::parse("kim@woodgrovebank.com").unwrap()),
+            envelope_id: Some("E1".into()),
+            recipients: vec![Mailbox::parse("ted@contoso.com").unwrap(), Mailbox::parse("ann@contoso.com").unwrap()],
+            source: "mail1\\Inet".into(),
+            client: Some("127.0.0.1:4000".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_stored_message_is_recovered_with_its_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let id = Spool::new_id();
+        spool.store(&envelope(&id), b"Subject: hi\r\n\r\nbody\r\n\r\n.text\r\n").unwrap();
+        spool.record(&id, &[(1, Outcome::Failed("550 5.1.1 unknown\r\nuser".into()))]).unwrap();
+
+        let reopened = Spool::open(dir.path()).unwrap();
+        let recovered = reopened.recover().unwrap();
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(recovered[0].envelope, envelope(&id));
+        assert_eq!(recovered[0].outcomes, vec![None, Some(Outcome::Failed("550 5.1.1 unknown  user".into()))]);
+        assert_eq!(reopened.read_message(&id).unwrap(), b"Subject: hi\r\n\r\nbody\r\n\r\n.text\r\n");
+        reopened.remove(&id).unwrap();
+        assert!(reopened.recover().unwrap().is_empty());
+    }
+
+    #[test]
+    fn half_written_and_corrupt_files_do_not_stop_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        fs::write(dir.path().join("tmp/HALF"), b"DomainSec-Queue: 1\nId: HALF").unwrap();
+        fs::write(dir.path().join("msg/BAD"), b"garbage").unwrap();
+        fs::write(dir.path().join("state/GONE"), b"delivered 0\n").unwrap();
+        let spool = Spool::open(dir.path()).map(|_| spool).unwrap();
+        assert!(spool.recover().unwrap().is_empty());
+        assert!(!dir.path().join("tmp/HALF").exists());
+        assert!(dir.path().join("corrupt/BAD").exists());
+        assert!(!dir.path().join("state/GONE").exists());
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let ids: std::collections::HashSet<_> = (0..1000).map(|_| Spool::new_id()).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+}
