@@ -1,1 +1,0 @@
-//! MX and address lookup with hickory-resolver, and a static overrides table.
