@@ -166,13 +166,16 @@ async fn one_binding_serves_two_connectors_only_with_different_remote_ranges(poo
     let mut internal = inet_connector("mail1");
     internal.name = "FromHub".into();
     internal.domain_secure_enabled = false;
-    internal.permission_groups = vec![pb::PermissionGroup::ExchangeServers as i32];
     assert_status(
         client.create_receive_connector(internal.clone()).await,
         Code::InvalidArgument,
         "bindings[0] \"0.0.0.0:25\": receive connector \"Inet\" on this edge already listens there for the same \
          remote IP ranges; give one of them other remote_ip_ranges or another binding",
     );
+    internal.permission_groups = vec![pb::PermissionGroup::ExchangeServers as i32];
+    let refused = client.create_receive_connector(internal.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("remote_ip_ranges \"\": a connector with the exchange-servers"), "{refused:?}");
     internal.remote_ip_ranges = strings(&["10.0.0.0/8"]);
     client.create_receive_connector(internal).await.unwrap();
 }

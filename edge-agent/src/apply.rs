@@ -3,7 +3,10 @@
 //! connector's address available on this host. A snapshot that fails is refused
 //! (NACK) and the edge keeps its last good configuration.
 
-use std::net::{SocketAddr, TcpListener};
+use std::{
+    collections::HashSet,
+    net::{SocketAddr, TcpListener},
+};
 
 use domainsec_model::{
     AddressSpace, AuthMechanism, Binding, Domain, DomainPattern, IpRange, MessageSize, ObjectName, PermissionGroup,
@@ -37,6 +40,12 @@ pub struct ApplyError(pub String);
 
 /// Parses and checks a snapshot.
 pub fn check(snapshot: &pb::Snapshot) -> Result<EdgeConfig, ApplyError> {
+    check_with(snapshot, &HashSet::new())
+}
+
+/// Parses and checks a snapshot on a running edge: `listening` holds the
+/// addresses the relay already serves, which are available to it by definition.
+pub fn check_with(snapshot: &pb::Snapshot, listening: &HashSet<SocketAddr>) -> Result<EdgeConfig, ApplyError> {
     let edge = snapshot.edge.as_ref().ok_or_else(|| ApplyError("snapshot names no edge".into()))?;
     let edge_name = ObjectName::parse(&edge.name).map_err(|e| field("edge.name", &edge.name, e))?;
     let transport = snapshot.transport_config.clone().unwrap_or_default();
@@ -80,7 +89,7 @@ pub fn check(snapshot: &pb::Snapshot) -> Result<EdgeConfig, ApplyError> {
         config.trusted_roots.push(der);
     }
     for connector in &config.receive_connectors {
-        for binding in &connector.bindings {
+        for binding in connector.bindings.iter().filter(|b| !listening.contains(&b.socket_addr())) {
             check_address(binding.socket_addr()).map_err(|e| {
                 ApplyError(format!("receive connector {}: cannot listen on {binding}: {e}", connector.name))
             })?;

@@ -2,12 +2,15 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use edge::{
+    config::EdgeSettings,
     control::{
         subscribe,
         sync::{EdgeAgent, SyncSettings},
     },
+    relay::Relay,
     store::DataDir,
 };
 use tokio_util::sync::CancellationToken;
@@ -39,6 +42,9 @@ enum Command {
         /// How often to report to the controller.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         heartbeat_interval: Duration,
+        /// Local settings (DNS, limits, queue timing); every key has a default.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Print the configuration version this edge runs.
     Status {
@@ -83,10 +89,18 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Run { data_dir, heartbeat_interval } => {
+        Command::Run { data_dir, heartbeat_interval, config } => {
+            let edge_settings = EdgeSettings::load(config.as_deref())?;
             let settings = SyncSettings { heartbeat_interval, ..SyncSettings::default() };
-            let agent = EdgeAgent::load(DataDir::new(data_dir), settings)?;
+            let mut agent = EdgeAgent::load(DataDir::new(&data_dir), settings)?;
             let shutdown = CancellationToken::new();
+            let relay = Relay::start(&data_dir, &edge_settings, agent.config(), agent.listening(), &shutdown)
+                .context("start the SMTP relay")?;
+            let queued = relay.queue.len();
+            if queued > 0 {
+                tracing::info!(queued, "picked up queued messages from the spool");
+            }
+            agent.attach_relay(relay);
             let signal = shutdown.clone();
             tokio::spawn(async move {
                 wait_for_signal().await;

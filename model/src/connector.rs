@@ -190,6 +190,18 @@ impl ReceiveConnector {
                 "'none' cannot be combined with other mechanisms",
             ));
         }
+        if self.permission_groups.contains(&PermissionGroup::ExchangeServers) {
+            let open = self.remote_ip_ranges.is_empty() || self.remote_ip_ranges.iter().any(|r| r.prefix_len() < 8);
+            if open {
+                return Err(InvalidField::new(
+                    "remote_ip_ranges",
+                    join(&self.remote_ip_ranges),
+                    "a connector with the exchange-servers permission group relays to any domain, so it must \
+                     be limited to the organization's own servers (e.g. --remote-ip-ranges 10.0.0.0/8); an \
+                     empty list or a range wider than /8 would make this edge an open relay",
+                ));
+            }
+        }
         if self.domain_secure_enabled && !self.auth_mechanisms.contains(&AuthMechanism::Tls) {
             return Err(InvalidField::new(
                 "domain_secure_enabled",
@@ -405,6 +417,17 @@ mod tests {
         let error = connector.check().unwrap_err();
         assert_eq!(error.field, "domain_secure_enabled");
         assert!(error.rule.contains("'tls'"), "{error}");
+    }
+
+    #[test]
+    fn refuses_an_open_relay_connector() {
+        let mut connector = receive_connector();
+        connector.permission_groups.push(PermissionGroup::ExchangeServers);
+        assert_eq!(connector.check().unwrap_err().field, "remote_ip_ranges");
+        connector.remote_ip_ranges = vec![IpRange::parse("0.0.0.0/0").unwrap()];
+        assert!(connector.check().unwrap_err().rule.contains("open relay"));
+        connector.remote_ip_ranges = vec![IpRange::parse("10.0.0.0/8").unwrap(), IpRange::parse("127.0.0.1").unwrap()];
+        assert_eq!(connector.check(), Ok(()));
     }
 
     #[test]

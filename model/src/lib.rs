@@ -27,7 +27,7 @@ pub use connector::{
     SendConnector, ValueError,
 };
 pub use domain::{AddressSpace, Domain, DomainError, DomainPattern};
-pub use net::{Binding, IpRange, NetError, SmartHost};
+pub use net::{Binding, IpRange, NetError, SmartHost, SmartHostName};
 pub use role::Role;
 pub use subject::{RdnType, SubjectError, SubjectName};
 pub use transport::TransportConfig;

@@ -182,6 +182,12 @@ impl IpRange {
         Ok(Self(net))
     }
 
+    /// The prefix length: larger is more specific (a connector's most specific
+    /// matching range decides which connector serves a client).
+    pub fn prefix_len(&self) -> u8 {
+        self.0.prefix_len()
+    }
+
     /// True when `address` is inside the range (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, address: IpAddr) -> bool {
         let address = match address {

@@ -70,6 +70,11 @@ impl CertificateStore {
         Self { root: data_dir.to_owned(), trusted_roots: Vec::new() }
     }
 
+    /// The data dir this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Runs a task once; a task already run answers with its stored result.
     pub fn execute(&self, task: &pb::CertificateTask) -> pb::CertificateResult {
         let stored = self.dir("tasks").join(format!("{}.pb", safe(&task.id)));

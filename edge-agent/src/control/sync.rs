@@ -2,7 +2,12 @@
 //! answered with ACK or NACK, heartbeats, and reconnection with backoff and jitter
 //! across every endpoint it knows.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use proto::edge::{self as pb, controller_message, edge_message::Kind, edge_sync_client::EdgeSyncClient};
 use ring::rand::SecureRandom as _;
@@ -16,6 +21,7 @@ use crate::{
     apply::{self, EdgeConfig},
     certificates::CertificateStore,
     identity::EdgeIdentity,
+    relay::Relay,
     store::{ControllerTrust, DataDir},
 };
 
@@ -45,6 +51,8 @@ pub struct EdgeAgent {
     counters: HashMap<&'static str, u64>,
     settings: SyncSettings,
     certificates: CertificateStore,
+    listening: Arc<Mutex<HashSet<SocketAddr>>>,
+    relay: Option<Relay>,
 }
 
 /// Why one stream ended.
@@ -79,12 +87,35 @@ impl EdgeAgent {
         if let Some(config) = config.borrow().as_ref() {
             certificates.set_trusted_roots(config.trusted_roots.clone());
         }
-        Ok(Self { dir, identity, trust, pinned, current, config, counters: HashMap::new(), settings, certificates })
+        Ok(Self {
+            dir,
+            identity,
+            trust,
+            pinned,
+            current,
+            config,
+            counters: HashMap::new(),
+            settings,
+            certificates,
+            listening: Arc::default(),
+            relay: None,
+        })
     }
 
     /// The configuration being served (for the relay, from later issues, and tests).
     pub fn config(&self) -> watch::Receiver<Option<Arc<EdgeConfig>>> {
         self.config.subscribe()
+    }
+
+    /// The addresses the relay listens on (shared with [`Relay::start`]), so a
+    /// new snapshot's address check does not count them as taken.
+    pub fn listening(&self) -> Arc<Mutex<HashSet<SocketAddr>>> {
+        self.listening.clone()
+    }
+
+    /// Reports the relay's figures in heartbeats.
+    pub fn attach_relay(&mut self, relay: Relay) {
+        self.relay = Some(relay);
     }
 
     /// Runs until `shutdown`, reconnecting across the known endpoints.
@@ -154,11 +185,7 @@ impl EdgeAgent {
             tokio::select! {
                 () = shutdown.cancelled() => return StreamEnd::Shutdown,
                 _ = heartbeat.tick() => {
-                    let beat = pb::Heartbeat {
-                        applied_version: self.current.as_ref().map_or(0, |s| s.version),
-                        counters: self.counters.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-                        queue_length: 0,
-                    };
+                    let beat = self.heartbeat();
                     if sender.send(message(Kind::Heartbeat(beat))).await.is_err() {
                         return StreamEnd::Lost("connected, then the stream closed".into());
                     }
@@ -185,10 +212,23 @@ impl EdgeAgent {
         }
     }
 
+    fn heartbeat(&self) -> pb::Heartbeat {
+        let mut counters: HashMap<String, u64> = self.counters.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        if let Some(relay) = &self.relay {
+            counters.extend(relay.metrics.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)));
+        }
+        pb::Heartbeat {
+            applied_version: self.current.as_ref().map_or(0, |s| s.version),
+            counters,
+            queue_length: self.relay.as_ref().map_or(0, |r| r.queue.len() as u64),
+        }
+    }
+
     /// Checks, persists and takes a snapshot; returns the ACK or NACK to send.
     fn apply(&mut self, snapshot: pb::Snapshot) -> Kind {
         let version = snapshot.version;
-        let config = match apply::check(&snapshot) {
+        let listening = self.listening.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let config = match apply::check_with(&snapshot, &listening) {
             Ok(config) => config,
             Err(error) => {
                 warn!(version, %error, "refusing the snapshot; keeping the last good configuration");

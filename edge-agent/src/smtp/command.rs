@@ -152,10 +152,7 @@ fn rcpt(rest: &str) -> Result<Command, SyntaxError> {
 
 fn bdat(rest: &str) -> Result<Command, SyntaxError> {
     let mut words = rest.split_whitespace();
-    let size = words
-        .next()
-        .and_then(|w| w.parse().ok())
-        .ok_or(SyntaxError::Parameters("BDAT needs a chunk size"))?;
+    let size = words.next().and_then(|w| w.parse().ok()).ok_or(SyntaxError::Parameters("BDAT needs a chunk size"))?;
     let last = match words.next() {
         None => false,
         Some(word) if word.eq_ignore_ascii_case("LAST") => true,
@@ -179,7 +176,9 @@ fn split_path(rest: &str) -> Result<(&str, &str), SyntaxError> {
     let close = inner.find('>').ok_or(SyntaxError::Path("missing '>'"))?;
     let (path, params) = (&inner[..close], inner[close + 1..].trim());
     let path = match path.strip_prefix('@') {
-        Some(routed) => routed.split_once(':').map(|(_, mailbox)| mailbox).ok_or(SyntaxError::Path("bad source route"))?,
+        Some(routed) => {
+            routed.split_once(':').map(|(_, mailbox)| mailbox).ok_or(SyntaxError::Path("bad source route"))?
+        }
         None => path,
     };
     Ok((path, params))
@@ -205,7 +204,9 @@ mod tests {
         assert_eq!(params, MailParams { size: Some(1024), eight_bit: true, envelope_id: Some("x1".into()) });
         assert!(matches!(parse("MAIL FROM:<>"), Ok(Command::Mail { from: None, .. })));
         assert!(matches!(parse("mail from: <a@b.com>"), Ok(Command::Mail { from: Some(_), .. })));
-        assert!(matches!(parse("RCPT TO:<@relay.example:ted@contoso.com>"), Ok(Command::Rcpt { to }) if to.to_string() == "ted@contoso.com"));
+        assert!(
+            matches!(parse("RCPT TO:<@relay.example:ted@contoso.com>"), Ok(Command::Rcpt { to }) if to.to_string() == "ted@contoso.com")
+        );
         assert_eq!(parse("BDAT 100 LAST"), Ok(Command::Bdat { size: 100, last: true }));
         assert_eq!(parse("DATA"), Ok(Command::Data));
     }

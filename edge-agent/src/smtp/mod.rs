@@ -3,4 +3,8 @@
 
 pub mod address;
 pub mod command;
+pub mod credentials;
+pub mod inbound;
+pub mod outbound;
 pub mod reply;
+pub mod tls_info;

@@ -1,0 +1,128 @@
+//! The edge's local settings (`domainsec-edge run --config edge.toml`): what the
+//! directory does not hold because it belongs to this host — DNS, spool timing,
+//! session limits, log rotation. Every field has a default, so no file is needed.
+
+use std::{path::Path, time::Duration};
+
+use serde::Deserialize;
+
+use crate::{protocol_log::LogSettings, routing::dns::DnsSettings};
+
+/// `edge.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeSettings {
+    /// Inbound session limits.
+    pub limits: SessionLimits,
+    /// Queue and delivery.
+    pub queue: QueueSettings,
+    /// Next-hop lookup.
+    pub dns: DnsSettings,
+    /// Protocol log rotation.
+    pub protocol_log: LogSettings,
+}
+
+/// Limits of inbound SMTP sessions (RFC 5321 §4.5.3 and Exchange's defaults).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionLimits {
+    /// Recipients per message (`452 4.5.3` beyond).
+    pub max_recipients: usize,
+    /// Longest text line in DATA, CRLF included (RFC 5321: 1000).
+    pub max_line_length: usize,
+    /// Longest wait for the client's next bytes.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Longest session.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Longest TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+    /// Concurrent sessions per receive connector.
+    pub max_sessions_per_connector: usize,
+    /// Concurrent sessions per remote IP address.
+    pub max_sessions_per_ip: usize,
+    /// Refused commands before the session is closed.
+    pub max_errors: u32,
+}
+
+/// Queue and delivery timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// A message not delivered within this time is returned to its sender.
+    #[serde(with = "humantime_serde")]
+    pub message_expiry: Duration,
+    /// First retry delay after a temporary failure; doubles per failure.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Deliveries in flight at once.
+    pub max_deliveries: usize,
+    /// Connections to one destination at once.
+    pub max_connections_per_destination: usize,
+    /// How long an idle outbound connection is kept for the next message.
+    #[serde(with = "humantime_serde")]
+    pub connection_idle: Duration,
+    /// Timeout for connecting and for each reply of the next hop.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Timeout for the reply after the message data (RFC 5321 §4.5.3.2.6: 10 minutes).
+    #[serde(with = "humantime_serde")]
+    pub data_timeout: Duration,
+}
+
+/// Why `edge.toml` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// The TOML is wrong; the text names the key.
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl EdgeSettings {
+    /// Loads `path`, or the defaults when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, SettingsError> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let shown = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: shown.clone(), source })?;
+        toml::from_str(&text).map_err(|e| SettingsError::Parse { path: shown, message: e.to_string() })
+    }
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            max_recipients: 200,
+            max_line_length: 1000,
+            idle_timeout: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(600),
+            tls_handshake_timeout: Duration::from_secs(30),
+            max_sessions_per_connector: 5000,
+            max_sessions_per_ip: 20,
+            max_errors: 10,
+        }
+    }
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            message_expiry: Duration::from_secs(2 * 24 * 3600),
+            retry_initial: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            max_deliveries: 100,
+            max_connections_per_destination: 20,
+            connection_idle: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+        }
+    }
+}

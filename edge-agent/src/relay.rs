@@ -1,0 +1,94 @@
+//! Starting the SMTP relay: the queue, the inbound server, delivery and the
+//! protocol logs, all fed by the configuration the sync stream keeps current.
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    apply::EdgeConfig,
+    certificates::CertificateStore,
+    config::EdgeSettings,
+    delivery::maildir::Maildir,
+    metrics::RelayMetrics,
+    protocol_log::{LogKind, ProtocolLog},
+    queue::{Queue, delivery::Delivery},
+    routing::dns::MxResolver,
+    smtp::{credentials::Credentials, inbound::Inbound},
+};
+
+/// A running relay: what the sync stream and the operator commands reach.
+#[derive(Clone)]
+pub struct Relay {
+    /// The queue.
+    pub queue: Queue,
+    /// Counters.
+    pub metrics: Arc<RelayMetrics>,
+    /// Where the Receive protocol log is written.
+    pub receive_log: PathBuf,
+    /// Where the Send protocol log is written.
+    pub send_log: PathBuf,
+    /// Where local mail is delivered.
+    pub maildir: PathBuf,
+}
+
+/// Why the relay cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The spool or a log directory cannot be opened.
+    #[error("open {what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
+    /// The DNS settings are wrong.
+    #[error(transparent)]
+    Dns(#[from] crate::routing::dns::DnsConfigError),
+}
+
+impl Relay {
+    /// Opens the spool (picking up every message it holds), and starts the
+    /// listeners and the scheduler; they stop when `shutdown` is cancelled.
+    pub fn start(
+        data_dir: &std::path::Path,
+        settings: &EdgeSettings,
+        config: watch::Receiver<Option<Arc<EdgeConfig>>>,
+        listening: Arc<Mutex<HashSet<SocketAddr>>>,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, StartError> {
+        let metrics = Arc::new(RelayMetrics::default());
+        let queue = Queue::open(data_dir.join("queue"), settings.queue.clone(), metrics.clone())
+            .map_err(|source| StartError::Io { what: "the queue", source })?;
+        let resolver = MxResolver::new(settings.dns.clone())?;
+        let credentials = Arc::new(Credentials::new(CertificateStore::new(data_dir)));
+        let logs = data_dir.join("logs").join("protocol");
+        let (receive_log, send_log) = (logs.join("receive"), logs.join("send"));
+        let receive = ProtocolLog::open(receive_log.clone(), LogKind::Receive, settings.protocol_log.clone())
+            .map_err(|source| StartError::Io { what: "the receive protocol log", source })?;
+        let send = ProtocolLog::open(send_log.clone(), LogKind::Send, settings.protocol_log.clone())
+            .map_err(|source| StartError::Io { what: "the send protocol log", source })?;
+        let maildir = data_dir.join("maildir");
+        let delivery =
+            Arc::new(Delivery::new(config.clone(), resolver, credentials.clone(), Maildir::new(&maildir), send));
+        let inbound =
+            Inbound::new(config, queue.clone(), metrics.clone(), settings.limits, receive, credentials, listening);
+        tokio::spawn(inbound.run(shutdown.clone()));
+        tokio::spawn(queue.clone().run(delivery.clone(), shutdown.clone()));
+        let idle = settings.queue.connection_idle;
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(idle.max(Duration::from_millis(500)));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => delivery.close_idle(idle),
+                }
+            }
+        });
+        Ok(Self { queue, metrics, receive_log, send_log, maildir })
+    }
+}

@@ -1,0 +1,517 @@
+//! One inbound SMTP session: the RFC 5321 state machine over a [`Connection`],
+//! run once in plain text and, after STARTTLS, again over TLS with a fresh state.
+
+use std::{net::SocketAddr, sync::Arc, time::SystemTime};
+
+use domainsec_model::{Domain, PermissionGroup, ReceiveConnector};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, info, warn};
+
+use super::connection::{Body, Connection, Line, ReadError};
+use crate::{
+    apply::EdgeConfig,
+    config::SessionLimits,
+    metrics::RelayMetrics,
+    protocol_log::{Event, SessionLog},
+    queue::{Queue, spool::Envelope},
+    smtp::{
+        address::Mailbox,
+        command::{Command, MailParams, SyntaxError},
+        reply::Reply,
+        tls_info::TlsInfo,
+    },
+};
+
+/// Everything a session needs, fixed when the client connects (a configuration
+/// change applies to the next session).
+pub struct SessionContext {
+    /// The configuration in force at connect time.
+    pub config: Arc<EdgeConfig>,
+    /// The receive connector serving this client.
+    pub connector: ReceiveConnector,
+    /// `edge\connector`, as the protocol log shows it.
+    pub connector_id: String,
+    /// The name in the banner and EHLO reply.
+    pub fqdn: String,
+    /// Present when STARTTLS is offered.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Limits.
+    pub limits: SessionLimits,
+    /// Where accepted mail goes.
+    pub queue: Queue,
+    /// Counters.
+    pub metrics: Arc<RelayMetrics>,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The client's address.
+    pub remote: SocketAddr,
+}
+
+/// What the command loop asks the caller to do next.
+pub enum Next {
+    /// Upgrade this connection to TLS and serve again.
+    StartTls,
+    /// Close the connection.
+    Close,
+}
+
+/// Session state that survives across commands.
+pub struct Session {
+    context: Arc<SessionContext>,
+    log: SessionLog,
+    helo: Option<String>,
+    esmtp: bool,
+    transaction: Option<Transaction>,
+    tls: Option<TlsInfo>,
+    errors: u32,
+    messages: u32,
+}
+
+/// A mail transaction in progress.
+struct Transaction {
+    from: Option<Mailbox>,
+    params: MailParams,
+    recipients: Vec<Mailbox>,
+    /// BDAT chunks so far, and whether one of them broke the size limit.
+    chunks: Option<(Vec<u8>, bool)>,
+}
+
+enum Flow {
+    Continue,
+    StartTls,
+    Quit,
+}
+
+impl Session {
+    /// A new session; nothing is sent yet.
+    pub fn new(context: Arc<SessionContext>, log: SessionLog) -> Self {
+        Self { context, log, helo: None, esmtp: false, transaction: None, tls: None, errors: 0, messages: 0 }
+    }
+
+    /// The protocol log of this session.
+    pub fn log(&mut self) -> &mut SessionLog {
+        &mut self.log
+    }
+
+    /// The TLS acceptor configuration when STARTTLS is offered.
+    pub fn tls_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.context.tls.clone()
+    }
+
+    /// Queues the greeting.
+    pub fn greet<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>) {
+        let reply = Reply::plain(220, vec![format!("{} DomainSec ESMTP ready", self.context.fqdn)]);
+        self.send(connection, &reply);
+    }
+
+    /// Queues a reply and logs it.
+    pub fn send<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>, reply: &Reply) {
+        if self.log.is_enabled() {
+            for line in reply.to_wire().lines() {
+                self.log.record(Event::Sent, line, "");
+            }
+        }
+        connection.reply(reply);
+    }
+
+    /// After the TLS handshake: RFC 3207 §4.2 — forget everything learned before.
+    pub fn start_tls(&mut self, info: TlsInfo) {
+        self.helo = None;
+        self.esmtp = false;
+        self.transaction = None;
+        self.tls = Some(info);
+    }
+
+    /// Serves commands until QUIT, STARTTLS, an error limit, a timeout or disconnect.
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>) -> Next {
+        loop {
+            let line = match connection.read_command(COMMAND_LINE_LIMIT).await {
+                Ok(line) => line,
+                Err(ReadError::Timeout) => {
+                    let reply = Reply::new(421, "4.4.2", format!("{} Timeout; closing connection", self.context.fqdn));
+                    self.send(connection, &reply);
+                    let _ = connection.flush().await;
+                    self.log.record(Event::Information, "", "Timeout");
+                    return Next::Close;
+                }
+                Err(error) => {
+                    debug!(%error, "session ended");
+                    return Next::Close;
+                }
+            };
+            let flow = match line {
+                Line::TooLong => {
+                    self.log.record(Event::Received, "(line over 512 octets)", "");
+                    self.refuse(connection, Reply::new(500, "5.5.2", "Line too long; RFC 5321 allows 512 octets"))
+                }
+                Line::BareLf => {
+                    self.log.record(Event::Received, "(line ending in bare LF)", "");
+                    self.refuse(connection, Reply::new(500, "5.5.2", "Command lines must end with CRLF"))
+                }
+                Line::Command(bytes) => self.command(connection, &bytes).await,
+            };
+            match flow {
+                Flow::Continue if self.errors >= self.context.limits.max_errors => {
+                    let reply = Reply::new(421, "4.7.0", "Too many errors; closing connection");
+                    self.send(connection, &reply);
+                    let _ = connection.flush().await;
+                    return Next::Close;
+                }
+                Flow::Continue => {}
+                Flow::StartTls => {
+                    let _ = connection.flush().await;
+                    let dropped = connection.discard_buffered();
+                    if dropped > 0 {
+                        warn!(dropped, "discarded plain-text input pipelined after STARTTLS");
+                    }
+                    return Next::StartTls;
+                }
+                Flow::Quit => {
+                    let _ = connection.flush().await;
+                    return Next::Close;
+                }
+            }
+        }
+    }
+
+    async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        connection: &mut Connection<S>,
+        line: &[u8],
+    ) -> Flow {
+        self.log.record(Event::Received, &String::from_utf8_lossy(line), "");
+        let command = match Command::parse(line) {
+            Ok(command) => command,
+            Err(error) => return self.refuse(connection, syntax_reply(&error)),
+        };
+        match command {
+            Command::Ehlo(name) => self.hello(connection, name, true),
+            Command::Helo(name) => self.hello(connection, name, false),
+            Command::Mail { from, params } => self.mail(connection, from, params),
+            Command::Rcpt { to } => self.rcpt(connection, to),
+            Command::Data => self.data(connection).await,
+            Command::Bdat { size, last } => self.bdat(connection, size, last).await,
+            Command::Rset => {
+                self.transaction = None;
+                self.reply(connection, Reply::new(250, "2.0.0", "Resetting"))
+            }
+            Command::Noop => self.reply(connection, Reply::new(250, "2.0.0", "OK")),
+            Command::Quit => {
+                let reply =
+                    Reply::new(221, "2.0.0", format!("{} Service closing transmission channel", self.context.fqdn));
+                self.send(connection, &reply);
+                Flow::Quit
+            }
+            Command::Vrfy => self.reply(
+                connection,
+                Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"),
+            ),
+            Command::Expn => self.refuse(connection, Reply::new(502, "5.5.1", "EXPN is not available")),
+            Command::Help => self.reply(connection, Reply::new(214, "2.0.0", "See RFC 5321")),
+            Command::Auth => self.refuse(connection, Reply::new(502, "5.5.1", "AUTH is not offered on this connector")),
+            Command::StartTls => self.start_tls_command(connection),
+        }
+    }
+
+    fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        connection: &mut Connection<S>,
+        name: String,
+        esmtp: bool,
+    ) -> Flow {
+        self.transaction = None;
+        self.helo = Some(name);
+        self.esmtp = esmtp;
+        let greeting = format!("{} Hello [{}]", self.context.fqdn, self.context.remote.ip());
+        if !esmtp {
+            return self.reply(connection, Reply::plain(250, vec![greeting]));
+        }
+        let mut lines = vec![
+            greeting,
+            format!("SIZE {}", self.context.connector.max_message_size.bytes()),
+            "PIPELINING".to_owned(),
+            "8BITMIME".to_owned(),
+            "ENHANCEDSTATUSCODES".to_owned(),
+            "CHUNKING".to_owned(),
+        ];
+        if self.context.tls.is_some() && self.tls.is_none() {
+            lines.push("STARTTLS".to_owned());
+        }
+        self.reply(connection, Reply::plain(250, lines))
+    }
+
+    fn mail<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        connection: &mut Connection<S>,
+        from: Option<Mailbox>,
+        params: MailParams,
+    ) -> Flow {
+        if self.helo.is_none() {
+            return self.refuse(connection, Reply::new(503, "5.5.1", "Send EHLO or HELO first"));
+        }
+        if self.transaction.is_some() {
+            return self.refuse(connection, Reply::new(503, "5.5.1", "Sender already specified"));
+        }
+        if !self.may_submit() {
+            return self.refuse(
+                connection,
+                Reply::new(530, "5.7.1", "Client was not authenticated; this connector accepts no anonymous mail"),
+            );
+        }
+        let limit = self.context.connector.max_message_size.bytes();
+        if params.size.is_some_and(|size| size > limit) {
+            return self.refuse(
+                connection,
+                Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size of {limit} bytes")),
+            );
+        }
+        let shown = from.as_ref().map(ToString::to_string).unwrap_or_default();
+        self.transaction = Some(Transaction { from, params, recipients: Vec::new(), chunks: None });
+        self.reply(connection, Reply::new(250, "2.1.0", format!("<{shown}> Sender OK")))
+    }
+
+    fn rcpt<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>, to: Mailbox) -> Flow {
+        let max_recipients = self.context.limits.max_recipients;
+        let may_relay = self.may_relay_to(&to);
+        let Some(transaction) = self.transaction.as_mut() else {
+            return self.refuse(connection, Reply::new(503, "5.5.1", "Need MAIL before RCPT"));
+        };
+        if transaction.recipients.len() >= max_recipients {
+            return self.reply(
+                connection,
+                Reply::new(452, "4.5.3", format!("Too many recipients; at most {max_recipients} per message")),
+            );
+        }
+        if !may_relay {
+            return self.refuse(connection, Reply::new(550, "5.7.1", format!("<{to}> Unable to relay")));
+        }
+        let shown = to.to_string();
+        transaction.recipients.push(to);
+        self.reply(connection, Reply::new(250, "2.1.5", format!("<{shown}> Recipient OK")))
+    }
+
+    async fn data<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>) -> Flow {
+        if let Some(refusal) = self.transaction_refusal() {
+            return self.refuse(connection, refusal);
+        }
+        let reply = Reply::new(354, "", "Start mail input; end with <CRLF>.<CRLF>");
+        self.send(connection, &Reply { status: "", ..reply });
+        if connection.flush().await.is_err() {
+            return Flow::Quit;
+        }
+        let limit = self.context.connector.max_message_size.bytes();
+        let body = match connection.read_data(limit, self.context.limits.max_line_length).await {
+            Ok(body) => body,
+            Err(_) => return Flow::Quit,
+        };
+        if let Some(refusal) = body_refusal(&body, limit) {
+            self.transaction = None;
+            return self.refuse(connection, refusal);
+        }
+        self.accept(connection, body.bytes).await
+    }
+
+    async fn bdat<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        connection: &mut Connection<S>,
+        size: u64,
+        last: bool,
+    ) -> Flow {
+        let limit = self.context.connector.max_message_size.bytes();
+        let refusal = self.transaction_refusal();
+        let mut discard = Vec::new();
+        let (buffer, within) = match (&refusal, self.transaction.as_mut()) {
+            (None, Some(transaction)) => {
+                let (buffer, broken) = transaction.chunks.get_or_insert_with(|| (Vec::new(), false));
+                let within = match connection.read_chunk(size, buffer, limit).await {
+                    Ok(within) => within,
+                    Err(_) => return Flow::Quit,
+                };
+                *broken |= !within;
+                (None, !*broken)
+            }
+            _ => {
+                // RFC 3030: the chunk is read (and dropped) even when refused.
+                if connection.read_chunk(size, &mut discard, 0).await.is_err() {
+                    return Flow::Quit;
+                }
+                (refusal, false)
+            }
+        };
+        if let Some(refusal) = buffer {
+            return self.refuse(connection, refusal);
+        }
+        if !last {
+            return self.reply(connection, Reply::new(250, "2.0.0", format!("{size} octets received")));
+        }
+        let chunks = self.transaction.as_mut().and_then(|t| t.chunks.take()).map(|(b, _)| b).unwrap_or_default();
+        if !within {
+            self.transaction = None;
+            return self.refuse(
+                connection,
+                Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size of {limit} bytes")),
+            );
+        }
+        self.accept(connection, chunks).await
+    }
+
+    /// Spools the message and answers `250` only once it is on disk.
+    async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        connection: &mut Connection<S>,
+        body: Vec<u8>,
+    ) -> Flow {
+        let Some(transaction) = self.transaction.take() else {
+            return self.refuse(connection, Reply::new(503, "5.5.1", "Need MAIL before DATA"));
+        };
+        let id = crate::queue::spool::Spool::new_id();
+        let mut message = self.received_header(&id, &transaction);
+        message.extend_from_slice(&body);
+        let envelope = Envelope {
+            id: id.clone(),
+            arrival: SystemTime::now(),
+            sender: transaction.from,
+            envelope_id: transaction.params.envelope_id,
+            recipients: transaction.recipients,
+            source: self.context.connector_id.clone(),
+            client: Some(self.context.remote),
+        };
+        let recipients = envelope.recipients.len();
+        match self.context.queue.submit(envelope, message).await {
+            Ok(()) => {
+                self.messages += 1;
+                self.context.metrics.add(&self.context.metrics.messages_received, 1);
+                info!(queue_id = %id, recipients, "message accepted");
+                self.log.record(Event::Information, &id, "Message queued");
+                self.reply(connection, Reply::new(250, "2.6.0", format!("<{id}> Queued mail for delivery")))
+            }
+            Err(error) => {
+                warn!(%error, "cannot spool the message; answering 451");
+                self.reply(connection, Reply::new(451, "4.3.0", "Cannot queue the message now; try again later"))
+            }
+        }
+    }
+
+    fn received_header(&self, id: &str, transaction: &Transaction) -> Vec<u8> {
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let protocol = match (&self.tls, self.esmtp) {
+            (Some(_), _) => "ESMTPS",
+            (None, true) => "ESMTP",
+            (None, false) => "SMTP",
+        };
+        let tls = self.tls.as_ref().map(|t| format!(" {}", t.received_comment())).unwrap_or_default();
+        let recipient = match transaction.recipients.as_slice() {
+            [only] => format!("\r\n\tfor <{only}>"),
+            _ => String::new(),
+        };
+        let date =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
+        format!(
+            "Received: from {} ([{}])\r\n\tby {} (DomainSec) with {protocol}{tls} id {id}{recipient};\r\n\t{date}\r\n",
+            sanitize_helo(helo),
+            self.context.remote.ip(),
+            self.context.fqdn
+        )
+        .into_bytes()
+    }
+
+    fn transaction_refusal(&self) -> Option<Reply> {
+        match &self.transaction {
+            None => Some(Reply::new(503, "5.5.1", "Need MAIL and RCPT before DATA")),
+            Some(transaction) if transaction.recipients.is_empty() => {
+                Some(Reply::new(554, "5.5.1", "No valid recipients"))
+            }
+            Some(_) => None,
+        }
+    }
+
+    fn start_tls_command<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>) -> Flow {
+        if self.tls.is_some() {
+            return self.refuse(connection, Reply::new(503, "5.5.1", "TLS is already active"));
+        }
+        if self.context.tls.is_none() {
+            return self.refuse(connection, Reply::new(502, "5.5.1", "STARTTLS is not offered on this connector"));
+        }
+        self.send(connection, &Reply::new(220, "2.0.0", "SMTP server ready"));
+        Flow::StartTls
+    }
+
+    /// Anonymous submission: any group but exchange-users alone (which needs AUTH).
+    fn may_submit(&self) -> bool {
+        self.context.connector.permission_groups.iter().any(|group| {
+            matches!(
+                group,
+                PermissionGroup::AnonymousUsers | PermissionGroup::Partners | PermissionGroup::ExchangeServers
+            )
+        })
+    }
+
+    /// Never an open relay: only the organization's own servers (a connector with
+    /// exchange-servers, which the directory limits to narrow remote IP ranges)
+    /// may send to any domain; everyone else only to the accepted domains.
+    fn may_relay_to(&self, recipient: &Mailbox) -> bool {
+        if self.context.connector.permission_groups.contains(&PermissionGroup::ExchangeServers) {
+            return true;
+        }
+        let Ok(domain) = Domain::parse(recipient.domain()) else { return false };
+        self.context.config.accepted_domains.iter().any(|accepted| accepted.covers(&domain))
+    }
+
+    fn reply<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>, reply: Reply) -> Flow {
+        self.send(connection, &reply);
+        Flow::Continue
+    }
+
+    fn refuse<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>, reply: Reply) -> Flow {
+        self.errors += 1;
+        self.send(connection, &reply);
+        Flow::Continue
+    }
+}
+
+/// The longest command line RFC 5321 §4.5.3.1.4 allows, CRLF included.
+const COMMAND_LINE_LIMIT: usize = 512;
+
+fn syntax_reply(error: &SyntaxError) -> Reply {
+    match error {
+        SyntaxError::Unknown => Reply::new(500, "5.5.1", "Command unrecognized"),
+        SyntaxError::UnsupportedParameter(_) => Reply::new(555, "5.5.4", error.to_string()),
+        SyntaxError::Address(_) => Reply::new(501, "5.1.3", error.to_string()),
+        SyntaxError::Bytes | SyntaxError::Parameters(_) | SyntaxError::Path(_) => {
+            Reply::new(501, "5.5.4", error.to_string())
+        }
+    }
+}
+
+fn body_refusal(body: &Body, limit: u64) -> Option<Reply> {
+    if body.received > limit {
+        return Some(Reply::new(
+            552,
+            "5.3.4",
+            format!("Message size exceeds fixed maximum message size of {limit} bytes"),
+        ));
+    }
+    if body.bare_line_ending {
+        return Some(Reply::new(
+            550,
+            "5.6.0",
+            "Message refused: bare CR or LF in the message text; lines must end with CRLF (RFC 5321 section 2.3.8)",
+        ));
+    }
+    if body.nul {
+        return Some(Reply::new(550, "5.6.0", "Message refused: NUL character in the message text"));
+    }
+    if body.long_line {
+        return Some(Reply::new(
+            550,
+            "5.6.0",
+            "Message refused: a text line is longer than 1000 octets (RFC 5321 section 4.5.3.1.6)",
+        ));
+    }
+    None
+}
+
+/// The HELO name goes into a header: keep it to printable ASCII without spaces.
+fn sanitize_helo(helo: &str) -> String {
+    helo.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | ';')).take(255).collect()
+}
