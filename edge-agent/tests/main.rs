@@ -4,5 +4,6 @@
 
 mod certificates;
 mod refusals;
+mod relay;
 mod support;
 mod sync;

@@ -169,11 +169,12 @@ impl Inbound {
         };
         let local = stream.local_addr().unwrap_or(binding);
         let fqdn = connector.fqdn.as_ref().unwrap_or(&config.fqdn).to_string();
-        let tls = connector
-            .auth_mechanisms
-            .contains(&AuthMechanism::Tls)
-            .then(|| self.credentials.server_config(&fqdn))
-            .flatten();
+        let offers_tls = connector.auth_mechanisms.contains(&AuthMechanism::Tls);
+        let tls = offers_tls.then(|| self.credentials.server_config(&fqdn)).flatten();
+        let certificate = tls
+            .as_ref()
+            .and_then(|_| self.credentials.certificate_for(&fqdn))
+            .and_then(|c| c.certified.cert.first().cloned());
         let log = match connector.protocol_logging_level {
             ProtocolLoggingLevel::Verbose => self.log.session(&connector_id, &id, local, remote),
             ProtocolLoggingLevel::None => SessionLog::disabled(),
@@ -190,10 +191,16 @@ impl Inbound {
             local,
             remote,
         });
-        self.serve(stream, context, log).await;
+        self.serve(stream, context, log, certificate).await;
     }
 
-    async fn serve(&self, stream: TcpStream, context: Arc<SessionContext>, log: SessionLog) {
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        context: Arc<SessionContext>,
+        log: SessionLog,
+        certificate: Option<rustls::pki_types::CertificateDer<'static>>,
+    ) {
         let deadlines =
             Deadlines { idle: self.limits.idle_timeout, session_end: Instant::now() + self.limits.session_timeout };
         let mut session = Session::new(context, log);
@@ -212,7 +219,7 @@ impl Inbound {
                     self.metrics.add(&self.metrics.tls_inbound, 1);
                     debug!(protocol = %info.protocol, cipher = %info.cipher, "TLS established");
                     let log = session.log();
-                    log_certificate(log, "Sending certificate", state_certificate(&stream).as_ref());
+                    log_certificate(log, "Sending certificate", certificate.as_ref());
                     log_certificate(log, "Received certificate", state.peer_certificates().and_then(|c| c.first()));
                     log.record(Event::Information, "", "TLS negotiation succeeded");
                     session.start_tls(info);
@@ -284,14 +291,6 @@ pub fn select_connector(
         })
         .max_by_key(|(specificity, _)| *specificity)
         .map(|(_, c)| c)
-}
-
-fn state_certificate(
-    stream: &tokio_rustls::server::TlsStream<TcpStream>,
-) -> Option<rustls::pki_types::CertificateDer<'static>> {
-    let (_, connection) = stream.get_ref();
-    let _ = connection;
-    None
 }
 
 fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {

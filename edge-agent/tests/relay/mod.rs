@@ -1,0 +1,6 @@
+//! The SMTP relay on loopback: inbound sessions, delivery, the queue, recovery.
+
+mod delivery;
+mod inbound;
+mod recovery;
+mod support;
