@@ -5,6 +5,8 @@ mod audit;
 mod cert;
 mod edge;
 mod fleet;
+mod protocol_log;
+mod queue;
 mod receive_connector;
 mod send_connector;
 mod transport_config;
@@ -58,6 +60,11 @@ enum Command {
     /// The edges' sync state and counters.
     #[command(subcommand)]
     Fleet(fleet::Command),
+    /// An edge's relay queue (Get-Queue, Retry-Queue, Remove-Message).
+    #[command(subcommand)]
+    Queue(queue::Command),
+    /// An edge's Send or Receive protocol log (verbose connectors).
+    ProtocolLog(protocol_log::ProtocolLogArgs),
     /// Recent configuration changes, newest first.
     Audit(audit::AuditArgs),
     /// Show who the credential belongs to and what it may do.
@@ -90,6 +97,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(command) => cert::run(&mut context, command).await,
         Command::TrustedRoot(command) => trusted_root::run(&mut context, command).await,
         Command::Fleet(command) => fleet::run(&mut context, command).await,
+        Command::Queue(command) => queue::run(&mut context, command).await,
+        Command::ProtocolLog(args) => protocol_log::run(&mut context, args).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
         Command::Whoami => audit::whoami(&mut context).await,
     }
@@ -106,6 +115,7 @@ pub fn describe(error: &anyhow::Error) -> String {
         tonic::Code::Unauthenticated => {
             "\nhint: the controller does not accept this credential; ask an org-admin for a new one"
         }
+        tonic::Code::Unavailable if status.message().starts_with("edge ") => "",
         tonic::Code::Unavailable => "\nhint: is `domainsec-controller serve` running and reachable?",
         _ => "",
     };

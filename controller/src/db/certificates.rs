@@ -105,7 +105,7 @@ pub async fn finish(pool: &PgPool, edge_id: Uuid, result: &pb::CertificateResult
     let Ok(id) = result.id.parse::<Uuid>() else { return Ok(()) };
     sqlx::query(
         "UPDATE certificate_tasks SET state = $3, error = NULLIF($4, ''), request_pem = NULLIF($5, ''),
-             thumbprint = NULLIF($6, ''), steps = $7, verified = $8, finished_at = now(),
+             thumbprint = NULLIF($6, ''), steps = $7, verified = $8, finished_at = now(), result = $9,
              params = CASE WHEN params ? 'sealed' THEN jsonb_build_object('sealed', 'erased') ELSE params END
          WHERE id = $1 AND edge_id = $2 AND state = 'queued'",
     )
@@ -117,6 +117,37 @@ pub async fn finish(pool: &PgPool, edge_id: Uuid, result: &pb::CertificateResult
     .bind(&result.thumbprint)
     .bind(&result.steps)
     .bind((!result.steps.is_empty()).then_some(result.verified))
+    .bind(operator_answer(result))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The whole answer of an operator command (queue, protocol log), without the
+/// certificate inventory every answer carries; `None` for key work.
+fn operator_answer(result: &pb::CertificateResult) -> Option<Vec<u8>> {
+    if result.queue.is_empty() && result.log_lines.is_empty() {
+        return None;
+    }
+    let answer = pb::CertificateResult { certificates: Vec::new(), ..result.clone() };
+    Some(prost::Message::encode_to_vec(&answer))
+}
+
+/// The stored answer of a finished operator command.
+pub async fn answer(pool: &PgPool, id: Uuid) -> Result<Option<pb::CertificateResult>> {
+    let bytes: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT result FROM certificate_tasks WHERE id = $1").bind(id).fetch_optional(pool).await?;
+    Ok(bytes.flatten().and_then(|b| <pb::CertificateResult as prost::Message>::decode(b.as_slice()).ok()))
+}
+
+/// Gives up on a task nobody answered, so it is not delivered later.
+pub async fn abandon(pool: &PgPool, id: Uuid, reason: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE certificate_tasks SET state = 'failed', error = $2, finished_at = now()
+         WHERE id = $1 AND state = 'queued'",
+    )
+    .bind(id)
+    .bind(reason)
     .execute(pool)
     .await?;
     Ok(())

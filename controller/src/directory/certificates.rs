@@ -219,7 +219,7 @@ impl Directory {
             .collect())
     }
 
-    async fn queue_task(
+    pub(super) async fn queue_task(
         &self,
         admin: &Admin,
         edge: &ObjectName,

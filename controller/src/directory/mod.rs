@@ -25,6 +25,7 @@ use crate::{
 mod certificates;
 mod connectors;
 mod edges;
+mod relay;
 
 pub use certificates::NewCertificate;
 pub use connectors::{ReceiveConnectorChange, SendConnectorChange};
@@ -47,6 +48,12 @@ pub enum Error {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] db::Error),
+    /// An edge did not answer a live command in time.
+    #[error("edge {edge} did not answer within {seconds} s; is it connected? (dsctl fleet status)")]
+    EdgeUnavailable { edge: String, seconds: u64 },
+    /// The edge answered with a refusal (e.g. no such queued message).
+    #[error("edge {edge}: {reason}")]
+    EdgeRefused { edge: String, reason: String },
 }
 
 impl From<InvalidField> for Error {

@@ -6,6 +6,9 @@ use tonic::{Request, Response, Status};
 use super::{authenticate, convert};
 use crate::{authz::Admin, directory::Directory};
 
+/// Most protocol log records one call returns.
+const MAX_LOG_RECORDS: u32 = 5000;
+
 /// Implements `domainsec.admin.v1.Admin`.
 pub struct AdminService {
     directory: Directory,
@@ -21,6 +24,24 @@ impl AdminService {
         let admin = authenticate(self.directory.pool(), request).await?;
         tracing::debug!(admin = %admin.name, role = %admin.role, "authenticated");
         Ok(admin)
+    }
+
+    async fn change_queued(
+        &self,
+        request: Request<pb::QueuedMessageRequest>,
+        action: &str,
+    ) -> Result<Response<pb::QueuedMessageResponse>, Status> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edge = convert::object_name("edge", &request.edge).map_err(invalid)?;
+        let id = request.message_id;
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Status::invalid_argument(format!(
+                "message_id {id:?}: queue ids are hexadecimal, as dsctl queue list shows them"
+            )));
+        }
+        self.directory.change_queued(&admin, &edge, action, &id).await?;
+        Ok(Response::new(pb::QueuedMessageResponse { message_id: id }))
     }
 
     async fn version(&self) -> Result<u64, Status> {
@@ -382,6 +403,58 @@ impl AdminApi for AdminService {
         Ok(Response::new(pb::ListCertificatesResponse {
             certificates: certificates.into_iter().map(convert::edge_certificate).collect(),
         }))
+    }
+
+    async fn list_queue(&self, request: Request<pb::ListQueueRequest>) -> Reply<pb::ListQueueResponse> {
+        let admin = self.caller(&request).await?;
+        let edge = convert::object_name("edge", &request.get_ref().edge).map_err(invalid)?;
+        let messages = self.directory.list_queue(&admin, &edge).await?;
+        Ok(Response::new(pb::ListQueueResponse { messages }))
+    }
+
+    async fn retry_queued_message(
+        &self,
+        request: Request<pb::QueuedMessageRequest>,
+    ) -> Reply<pb::QueuedMessageResponse> {
+        self.change_queued(request, "retry").await
+    }
+
+    async fn remove_queued_message(
+        &self,
+        request: Request<pb::QueuedMessageRequest>,
+    ) -> Reply<pb::QueuedMessageResponse> {
+        self.change_queued(request, "remove").await
+    }
+
+    async fn get_protocol_log(&self, request: Request<pb::GetProtocolLogRequest>) -> Reply<pb::GetProtocolLogResponse> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edge = convert::object_name("edge", &request.edge).map_err(invalid)?;
+        let log = match request.log.as_str() {
+            "" | "receive" => "receive",
+            "send" => "send",
+            other => {
+                return Err(Status::invalid_argument(format!("log {other:?}: must be \"receive\" or \"send\"")));
+            }
+        };
+        if request.limit > MAX_LOG_RECORDS {
+            return Err(Status::invalid_argument(format!(
+                "limit {}: at most {MAX_LOG_RECORDS} records per call; narrow the query with --session or --since",
+                request.limit
+            )));
+        }
+        if request.since_unix_seconds < 0 {
+            return Err(Status::invalid_argument("since_unix_seconds: must not be negative"));
+        }
+        let query = proto::edge::ProtocolLogQuery {
+            log: log.to_owned(),
+            connector: request.connector,
+            session: request.session,
+            since_unix_seconds: request.since_unix_seconds,
+            limit: if request.limit == 0 { 200 } else { request.limit },
+        };
+        let lines = self.directory.protocol_log(&admin, &edge, query).await?;
+        Ok(Response::new(pb::GetProtocolLogResponse { lines }))
     }
 
     async fn add_trusted_root(&self, request: Request<pb::AddTrustedRootRequest>) -> Reply<pb::TrustedRoot> {

@@ -98,6 +98,8 @@ impl From<directory::Error> for Status {
         match error {
             directory::Error::Denied(denied) => Status::permission_denied(denied.to_string()),
             directory::Error::Store(store) => store.into(),
+            directory::Error::EdgeUnavailable { .. } => Status::unavailable(error.to_string()),
+            directory::Error::EdgeRefused { .. } => Status::failed_precondition(error.to_string()),
         }
     }
 }

@@ -16,7 +16,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::tls::{self, PinnedControllers};
+use super::{
+    operator,
+    tls::{self, PinnedControllers},
+};
 use crate::{
     apply::{self, EdgeConfig},
     certificates::CertificateStore,
@@ -199,7 +202,13 @@ impl EdgeAgent {
                         }
                     }
                     Ok(Some(pb::ControllerMessage { kind: Some(controller_message::Kind::CertificateTask(task)) })) => {
-                        let result = self.certificates.execute(&task);
+                        let result = if operator::handles(&task) {
+                            let mut result = operator::answer(self.relay.as_ref(), &task).await;
+                            result.certificates = self.certificates.inventory();
+                            result
+                        } else {
+                            self.certificates.execute(&task)
+                        };
                         if sender.send(message(Kind::CertificateResult(result))).await.is_err() {
                             return StreamEnd::Lost("connected, then the stream closed".into());
                         }

@@ -2,5 +2,6 @@
 
 mod delivery;
 mod inbound;
+mod operations;
 mod recovery;
 mod support;

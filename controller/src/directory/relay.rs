@@ -1,0 +1,75 @@
+//! Live commands on an edge's relay: its queue and its protocol logs. They ride
+//! the task path (stored, NOTIFYed, delivered by whichever replica holds the
+//! edge's stream) and the caller waits for the answer for a bounded time.
+
+use std::time::Duration;
+
+use domainsec_model::ObjectName;
+use proto::edge as pb;
+
+use super::{Directory, Error, Result};
+use crate::{authz::Admin, db};
+
+/// How long a caller waits for an edge to answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(15);
+
+impl Directory {
+    /// The messages in an edge's queue (any role may look).
+    pub async fn list_queue(&self, admin: &Admin, edge: &ObjectName) -> Result<Vec<pb::QueuedMessage>> {
+        let command = pb::QueueCommand { action: "list".into(), message_id: String::new() };
+        let answer = self.ask(admin, edge, "queue-list", pb::certificate_task::Action::Queue(command)).await?;
+        Ok(answer.queue)
+    }
+
+    /// Retries (`retry`) or deletes without a DSN (`remove`) one queued message.
+    pub async fn change_queued(&self, admin: &Admin, edge: &ObjectName, action: &str, id: &str) -> Result<()> {
+        admin.require_edges(&format!("{action} a queued message"), [edge])?;
+        let command = pb::QueueCommand { action: action.to_owned(), message_id: id.to_owned() };
+        self.ask(admin, edge, &format!("queue-{action}"), pb::certificate_task::Action::Queue(command)).await?;
+        Ok(())
+    }
+
+    /// Protocol log records (they hold addresses: server-admins of the edge only).
+    pub async fn protocol_log(
+        &self,
+        admin: &Admin,
+        edge: &ObjectName,
+        query: pb::ProtocolLogQuery,
+    ) -> Result<Vec<String>> {
+        admin.require_edges("read protocol logs", [edge])?;
+        let answer = self.ask(admin, edge, "protocol-log", pb::certificate_task::Action::ProtocolLog(query)).await?;
+        Ok(answer.log_lines)
+    }
+
+    /// Queues `action` for `edge` and waits for its answer.
+    async fn ask(
+        &self,
+        admin: &Admin,
+        edge: &ObjectName,
+        kind: &str,
+        action: pb::certificate_task::Action,
+    ) -> Result<pb::CertificateResult> {
+        let task = self.queue_task(admin, edge, kind, action).await?;
+        let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            poll.tick().await;
+            let current = db::certificates::task(&self.pool, task.id).await?;
+            match current {
+                Some(done) if done.state == "done" => {
+                    return Ok(db::certificates::answer(&self.pool, task.id).await?.unwrap_or_default());
+                }
+                Some(failed) if failed.state == "failed" => {
+                    let reason = failed.error.unwrap_or_else(|| "failed".to_owned());
+                    return Err(Error::EdgeRefused { edge: edge.to_string(), reason });
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    let reason = format!("no answer within {} s", ANSWER_WAIT.as_secs());
+                    db::certificates::abandon(&self.pool, task.id, &reason).await?;
+                    return Err(Error::EdgeUnavailable { edge: edge.to_string(), seconds: ANSWER_WAIT.as_secs() });
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Operator commands that reach the edge as tasks: the relay's queue
+//! (list, retry, remove) and its protocol logs.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto::edge::{self as pb, certificate_task::Action};
+
+use crate::{
+    protocol_log::{LogKind, LogQuery, query},
+    relay::Relay,
+};
+
+/// True for the tasks this module answers (the certificate store answers the rest).
+pub fn handles(task: &pb::CertificateTask) -> bool {
+    matches!(task.action, Some(Action::Queue(_) | Action::ProtocolLog(_)))
+}
+
+/// Runs one operator command against the relay.
+pub async fn answer(relay: Option<&Relay>, task: &pb::CertificateTask) -> pb::CertificateResult {
+    let outcome = match (relay, &task.action) {
+        (None, _) => Err("the SMTP relay is not running on this edge".to_owned()),
+        (Some(relay), Some(Action::Queue(command))) => queue(relay, command),
+        (Some(relay), Some(Action::ProtocolLog(log_query))) => protocol_log(relay, log_query).await,
+        (Some(_), _) => Err("not an operator command".to_owned()),
+    };
+    let mut result = outcome.unwrap_or_else(|error| pb::CertificateResult { error, ..Default::default() });
+    result.id = task.id.clone();
+    result.ok = result.error.is_empty();
+    result
+}
+
+fn queue(relay: &Relay, command: &pb::QueueCommand) -> Result<pb::CertificateResult, String> {
+    match command.action.as_str() {
+        "list" => Ok(pb::CertificateResult {
+            queue: relay.queue.list().into_iter().map(to_proto).collect(),
+            ..Default::default()
+        }),
+        "retry" if relay.queue.retry(&command.message_id) => Ok(pb::CertificateResult::default()),
+        "remove" => match relay.queue.remove(&command.message_id) {
+            Ok(true) => Ok(pb::CertificateResult::default()),
+            Ok(false) => Err(no_message(&command.message_id)),
+            Err(error) => Err(format!("cannot remove {}: {error}", command.message_id)),
+        },
+        "retry" => Err(no_message(&command.message_id)),
+        other => Err(format!("unknown queue action {other:?}")),
+    }
+}
+
+async fn protocol_log(relay: &Relay, request: &pb::ProtocolLogQuery) -> Result<pb::CertificateResult, String> {
+    let (dir, kind) = match request.log.as_str() {
+        "send" => (relay.send_log.clone(), LogKind::Send),
+        _ => (relay.receive_log.clone(), LogKind::Receive),
+    };
+    let log_query = LogQuery {
+        connector: (!request.connector.is_empty()).then(|| request.connector.clone()),
+        session: (!request.session.is_empty()).then(|| request.session.clone()),
+        since: u64::try_from(request.since_unix_seconds)
+            .ok()
+            .filter(|s| *s > 0)
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+        limit: usize::try_from(request.limit).unwrap_or(200).clamp(1, 5000),
+    };
+    let lines = tokio::task::spawn_blocking(move || query(&dir, kind, &log_query))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot read the protocol log: {e}"))?;
+    Ok(pb::CertificateResult { log_lines: lines, ..Default::default() })
+}
+
+fn to_proto(message: crate::queue::QueuedMessage) -> pb::QueuedMessage {
+    let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    pb::QueuedMessage {
+        id: message.id,
+        sender: message.sender,
+        pending: message.pending,
+        size: message.size,
+        arrival_unix_seconds: unix(message.arrival),
+        attempts: message.attempts,
+        next_attempt_in_seconds: message.next_attempt_in.as_secs(),
+        last_error: message.last_error.unwrap_or_default(),
+    }
+}
+
+fn no_message(id: &str) -> String {
+    format!("no queued message {id} on this edge (dsctl queue list shows what is queued)")
+}

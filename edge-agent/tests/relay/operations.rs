@@ -1,0 +1,137 @@
+//! The queue and the protocol logs through the controller, as `dsctl queue` and
+//! `dsctl protocol-log` reach them: a real controller, a real edge with its relay.
+
+use controller::testing::TestController;
+use domainsec_model::Role;
+use edge::{
+    control::sync::{EdgeAgent, SyncSettings},
+    relay::Relay,
+    store::DataDir,
+};
+use proto::admin as pb;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use super::support::*;
+use crate::support::subscription_file;
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn operators_list_retry_and_remove_queued_mail_and_read_protocol_logs(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut admin = controller.org_admin().await;
+    admin.add_accepted_domain(pb::AddAcceptedDomainRequest { domain: "contoso.com".into() }).await.unwrap();
+    let file = subscription_file(&mut admin, controller.dir.path(), "mail1").await;
+    let hub = format!("127.0.0.1:{}", free_port());
+    admin
+        .create_receive_connector(pb::ReceiveConnectorSpec {
+            edge: "mail1".into(),
+            name: "FromHub".into(),
+            bindings: vec![hub.clone()],
+            remote_ip_ranges: vec!["127.0.0.1".into()],
+            auth_mechanisms: vec![pb::AuthMechanism::Tls as i32],
+            permission_groups: vec![pb::PermissionGroup::ExchangeServers as i32],
+            protocol_logging_level: pb::ProtocolLoggingLevel::Verbose as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin
+        .create_send_connector(pb::SendConnectorSpec {
+            name: "Internet".into(),
+            address_spaces: vec!["*".into()],
+            source_edges: vec!["mail1".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // The edge, with its relay; the next hop for woodgrovebank.com is down.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    edge::control::subscribe::subscribe(&file, &DataDir::new(&data)).await.unwrap();
+    let mut settings = test_settings();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    route(&mut settings, "woodgrovebank.com", &[(10, dead)]);
+    settings.queue.retry_initial = std::time::Duration::from_secs(60);
+    settings.queue.retry_max = std::time::Duration::from_secs(60);
+    let shutdown = CancellationToken::new();
+    let sync = SyncSettings { heartbeat_interval: std::time::Duration::from_millis(200), ..SyncSettings::default() };
+    let mut agent = EdgeAgent::load(DataDir::new(&data), sync).unwrap();
+    let relay = Relay::start(&data, &settings, agent.config(), agent.listening(), &shutdown).unwrap();
+    agent.attach_relay(relay.clone());
+    tokio::spawn(agent.run(shutdown.clone()));
+    let hub: std::net::SocketAddr = hub.parse().unwrap();
+    eventually("the edge to listen", || async move { tokio::net::TcpStream::connect(hub).await.ok().map(|_| ()) })
+        .await;
+
+    let mut client = Client::connect(hub).await;
+    client.command("EHLO hub.contoso.com", 250).await;
+    let reply = client.send_message("ted@contoso.com", &["kim@woodgrovebank.com"], "Subject: waits\r\n\r\nx").await;
+    let id = reply.split(['<', '>']).nth(1).unwrap().to_owned();
+    client.command("QUIT", 221).await;
+
+    // dsctl queue list: the message, with the reason it waits.
+    let listed = eventually("the failed first attempt", || {
+        let mut admin = admin.clone();
+        async move {
+            let messages =
+                admin.list_queue(pb::ListQueueRequest { edge: "mail1".into() }).await.unwrap().into_inner().messages;
+            messages.into_iter().find(|m| !m.last_error.is_empty())
+        }
+    })
+    .await;
+    assert_eq!(listed.id, id);
+    assert_eq!(listed.sender, "ted@contoso.com");
+    assert_eq!(listed.pending, vec!["kim@woodgrovebank.com".to_owned()]);
+    assert!(listed.last_error.contains(&dead.to_string()), "{}", listed.last_error);
+    assert!(listed.next_attempt_in_seconds > 0);
+
+    // dsctl protocol-log: the session's lines from the Receive log.
+    let lines = admin
+        .get_protocol_log(pb::GetProtocolLogRequest {
+            edge: "mail1".into(),
+            connector: "FromHub".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lines;
+    assert!(
+        lines.iter().any(|l| l.contains("mail1\\FromHub") && l.contains(",<,MAIL FROM:<ted@contoso.com>,")),
+        "{lines:?}"
+    );
+
+    // A view-only admin may look but not touch.
+    let viewer = controller.client(&controller.issue(Role::ViewOnly, "viewer", &[]).await).await;
+    let mut viewer = viewer;
+    assert_eq!(
+        viewer.list_queue(pb::ListQueueRequest { edge: "mail1".into() }).await.unwrap().into_inner().messages.len(),
+        1
+    );
+    let request = pb::QueuedMessageRequest { edge: "mail1".into(), message_id: id.clone() };
+    assert_eq!(viewer.remove_queued_message(request.clone()).await.unwrap_err().code(), Code::PermissionDenied);
+    let denied =
+        viewer.get_protocol_log(pb::GetProtocolLogRequest { edge: "mail1".into(), ..Default::default() }).await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+
+    // Retry, then remove; a second remove names the problem.
+    admin.retry_queued_message(request.clone()).await.unwrap();
+    eventually("the retry to finish", || {
+        let relay = relay.clone();
+        async move { relay.queue.list().first().is_some_and(|m| m.attempts >= 2).then_some(()) }
+    })
+    .await;
+    admin.remove_queued_message(request.clone()).await.unwrap();
+    assert!(relay.queue.is_empty());
+    let again = admin.remove_queued_message(request).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert!(again.message().contains(&format!("no queued message {id}")), "{}", again.message());
+    let bad = admin
+        .retry_queued_message(pb::QueuedMessageRequest { edge: "mail1".into(), message_id: "../x".into() })
+        .await
+        .unwrap_err();
+    assert!(bad.message().starts_with("message_id \"../x\": queue ids are hexadecimal"), "{}", bad.message());
+    shutdown.cancel();
+}
