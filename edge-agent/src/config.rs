@@ -126,3 +126,28 @@ impl Default for QueueSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/edge.example.toml");
+        let example = EdgeSettings::load(Some(&path)).unwrap();
+        let defaults = EdgeSettings::default();
+        assert_eq!(format!("{:?}", example.limits), format!("{:?}", defaults.limits));
+        assert_eq!(format!("{:?}", example.queue), format!("{:?}", defaults.queue));
+        assert_eq!(format!("{:?}", example.protocol_log), format!("{:?}", defaults.protocol_log));
+        assert_eq!(example.dns.smtp_port, 25);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, "[queue]\nretry_intial = \"1m\"\n").unwrap();
+        let error = EdgeSettings::load(Some(&path)).unwrap_err().to_string();
+        assert!(error.contains("retry_intial"), "{error}");
+    }
+}

@@ -3,7 +3,14 @@
 //! connection that can carry the next message. Every line goes to the Send
 //! protocol log when the connector is verbose.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use rustls::{
     DigitallySignedStruct, SignatureScheme,
@@ -71,6 +78,8 @@ pub struct OutboundSession {
 enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Only while the TCP stream moves into TLS, or after a failed handshake.
+    Closed,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -198,6 +207,7 @@ impl OutboundSession {
         let _ = match &mut self.stream {
             Stream::Plain(s) => s.shutdown().await,
             Stream::Tls(s) => s.shutdown().await,
+            Stream::Closed => Ok(()),
         };
     }
 
@@ -223,11 +233,12 @@ impl OutboundSession {
     }
 
     async fn upgrade(&mut self, host: &str, client_certificate: Option<Arc<CertifiedKey>>) -> Result<(), AttemptError> {
-        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Plain(placeholder().await?)) else {
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return Err(AttemptError::Transport("TLS already active".into()));
         };
         self.input.clear();
-        let config = client_config(client_certificate.clone());
+        let requested = Arc::new(AtomicBool::new(false));
+        let config = client_config(client_certificate.clone(), requested.clone());
         let name = ServerName::try_from(host.to_owned())
             .or_else(|_| ServerName::try_from(self.address.ip().to_string()))
             .map_err(|e| AttemptError::Transport(format!("server name {host}: {e}")))?;
@@ -238,8 +249,12 @@ impl OutboundSession {
             .map_err(|e| AttemptError::Transport(format!("TLS handshake failed: {e}")))?;
         let (_, state) = stream.get_ref();
         let info = TlsInfo::from_connection(state);
-        let sent = client_certificate.as_ref().and_then(|c| c.cert.first().cloned());
-        log_certificate(&mut self.log, "Sending certificate", sent.as_ref());
+        if requested.load(Ordering::SeqCst) {
+            let sent = client_certificate.as_ref().and_then(|c| c.cert.first().cloned());
+            log_certificate(&mut self.log, "Sending certificate", sent.as_ref());
+        } else {
+            self.log.record(Event::Information, "", "Client certificate not requested");
+        }
         log_certificate(&mut self.log, "Received certificate", state.peer_certificates().and_then(|c| c.first()));
         self.log.record(Event::Information, "", "TLS negotiation succeeded");
         self.tls = Some(info);
@@ -303,6 +318,7 @@ impl OutboundSession {
             match &mut self.stream {
                 Stream::Plain(s) => write_all(s, bytes).await,
                 Stream::Tls(s) => write_all(s.as_mut(), bytes).await,
+                Stream::Closed => Err(closed()),
             }
         })
         .await;
@@ -346,6 +362,7 @@ impl OutboundSession {
                 match &mut self.stream {
                     Stream::Plain(s) => s.read(&mut buffer).await,
                     Stream::Tls(s) => s.read(&mut buffer).await,
+                    Stream::Closed => Err(closed()),
                 }
             })
             .await;
@@ -367,9 +384,8 @@ async fn write_all<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, bytes: &[u
     stream.flush().await
 }
 
-/// A stand-in while the TCP stream moves into the TLS stream. Never used for I/O.
-async fn placeholder() -> Result<TcpStream, AttemptError> {
-    Err(AttemptError::Transport("internal: no placeholder stream".into()))
+fn closed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotConnected, "the connection was closed after a failed TLS handshake")
 }
 
 fn classify(reply: &ServerReply) -> RecipientResult {
@@ -418,7 +434,10 @@ fn stuff(message: &[u8]) -> Vec<u8> {
 /// Opportunistic TLS (RFC 7435): encrypt whenever offered, accept any
 /// certificate; Domain Security (issue 6) replaces this with checked TLS for the
 /// partner domains on the send secure list.
-fn client_config(client_certificate: Option<Arc<CertifiedKey>>) -> Arc<rustls::ClientConfig> {
+fn client_config(
+    client_certificate: Option<Arc<CertifiedKey>>,
+    requested: Arc<AtomicBool>,
+) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(AnyServer(provider.clone()));
     let builder = rustls::ClientConfig::builder_with_provider(provider)
@@ -427,7 +446,7 @@ fn client_config(client_certificate: Option<Arc<CertifiedKey>>) -> Arc<rustls::C
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let config = match client_certificate {
-        Some(key) => builder.with_client_cert_resolver(Arc::new(ClientCertificate(key))),
+        Some(key) => builder.with_client_cert_resolver(Arc::new(ClientCertificate { key, requested })),
         None => builder.with_no_client_auth(),
     };
     Arc::new(config)
@@ -438,12 +457,17 @@ fn unreachable_versions() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls:
     rustls::ClientConfig::builder()
 }
 
+/// Presents the edge's SMTP certificate when the server asks, and remembers that it asked.
 #[derive(Debug)]
-struct ClientCertificate(Arc<CertifiedKey>);
+struct ClientCertificate {
+    key: Arc<CertifiedKey>,
+    requested: Arc<AtomicBool>,
+}
 
 impl rustls::client::ResolvesClientCert for ClientCertificate {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+        self.requested.store(true, Ordering::SeqCst);
+        Some(self.key.clone())
     }
 
     fn has_certs(&self) -> bool {

@@ -162,3 +162,31 @@ async fn a_domain_without_a_route_fails_at_once() {
     let dsn = relay.wait_for_mail(TED, 1).await.remove(0);
     assert!(dsn.contains("Status: 5.4.4") && dsn.contains("No send connector covers fabrikam.com"), "{dsn}");
 }
+
+#[tokio::test]
+async fn starttls_is_used_whenever_the_next_hop_offers_it() {
+    let sink = Sink::start_with_tls().await;
+    let mut settings = test_settings();
+    route(&mut settings, "woodgrovebank.com", &[(10, sink.address)]);
+    let relay = relay_with(settings, |_| {}).await;
+    relay.enable_certificate("mail1.contoso.com");
+    submit(&relay, TED, &[KIM], "encrypted").await;
+    let received = sink.wait_for(1).await;
+    assert!(received[0].tls, "delivered over TLS");
+    assert_eq!(relay.relay.metrics.tls_outbound.load(Ordering::SeqCst), 1);
+    let lines = eventually("the TLS lines in the send log", || async {
+        let lines = query(&relay.relay.send_log, LogKind::Send, &LogQuery::default()).unwrap();
+        lines.iter().any(|l| l.contains("250 2.0.0 queued")).then_some(lines)
+    })
+    .await
+    .join("\n");
+    for expected in [
+        ",>,STARTTLS,",
+        ",*,,Client certificate not requested",
+        ",*,,Received certificate",
+        ",*,mx.woodgrovebank.com,Certificate alternate names",
+        ",*,,TLS negotiation succeeded",
+    ] {
+        assert!(lines.contains(expected), "{expected:?} not in:\n{lines}");
+    }
+}

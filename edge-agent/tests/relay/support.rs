@@ -190,6 +190,8 @@ pub struct Sink {
     /// The next N DATA replies are this (then `250`).
     pub data_failures: Arc<Mutex<(usize, String)>>,
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// Offers STARTTLS with a self-signed certificate when set.
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
 }
 
@@ -199,6 +201,8 @@ pub struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
+    /// Whether it came over TLS.
+    pub tls: bool,
 }
 
 impl Sink {
@@ -207,13 +211,36 @@ impl Sink {
         Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap()).await
     }
 
+    /// A sink that offers STARTTLS (a self-signed certificate for mx.woodgrovebank.com).
+    pub async fn start_with_tls() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate =
+            rcgen::CertificateParams::new(vec!["mx.woodgrovebank.com".into()]).unwrap().self_signed(&key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certificate.der().clone()],
+                rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+            )
+            .unwrap();
+        Self::listen(TcpListener::bind("127.0.0.1:0").await.unwrap(), Some(Arc::new(config))).await
+    }
+
     pub async fn start_on(listener: TcpListener) -> Self {
+        Self::listen(listener, None).await
+    }
+
+    async fn listen(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let sink = Self {
             address: listener.local_addr().unwrap(),
             received: Arc::default(),
             rcpt_replies: Arc::default(),
             data_failures: Arc::new(Mutex::new((0, String::new()))),
             connections: Arc::default(),
+            tls,
             shutdown: CancellationToken::new(),
         };
         let serving = sink.clone();
@@ -246,24 +273,39 @@ impl Sink {
     async fn serve(self, stream: TcpStream) {
         let mut stream = BufReader::new(stream);
         let _ = stream.write_all(b"220 sink.test ESMTP\r\n").await;
+        if !self.session(&mut stream, false).await {
+            return;
+        }
+        let Some(tls) = self.tls.clone() else { return };
+        let Ok(stream) = tokio_rustls::TlsAcceptor::from(tls).accept(stream.into_inner()).await else { return };
+        self.session(&mut BufReader::new(stream), true).await;
+    }
+
+    /// Serves commands; true when the client asked for STARTTLS.
+    async fn session<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: &mut BufReader<S>, tls: bool) -> bool {
         let (mut from, mut to) = (String::new(), Vec::new());
         let mut line = String::new();
         loop {
             line.clear();
             if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
+                return false;
             }
             let command = line.trim_end().to_owned();
             let upper = command.to_ascii_uppercase();
             let reply = if upper.starts_with("EHLO") {
-                "250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n".to_owned()
+                let starttls = if self.tls.is_some() && !tls { "250-STARTTLS\r\n" } else { "" };
+                format!("250-sink.test\r\n{starttls}250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n")
+            } else if upper == "STARTTLS" && self.tls.is_some() && !tls {
+                let _ = stream.write_all(b"220 2.0.0 ready\r\n").await;
+                return true;
             } else if upper.starts_with("MAIL FROM:") {
                 from = command[10..].split('>').next().unwrap_or_default().trim_start_matches('<').to_owned();
                 to.clear();
                 "250 2.1.0 OK\r\n".to_owned()
             } else if upper.starts_with("RCPT TO:") {
                 let recipient = command[8..].split('>').next().unwrap_or_default().trim_start_matches('<').to_owned();
-                match self.rcpt_replies.lock().unwrap().get(&recipient) {
+                let scripted = self.rcpt_replies.lock().unwrap().get(&recipient).cloned();
+                match scripted {
                     Some(reply) => format!("{reply}\r\n"),
                     None => {
                         to.push(recipient);
@@ -279,30 +321,34 @@ impl Sink {
                     loop {
                         line.clear();
                         if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
+                            return false;
                         }
                         if line == ".\r\n" {
                             break;
                         }
                         data.push_str(line.strip_prefix('.').unwrap_or(&line));
                     }
-                    let mut failures = self.data_failures.lock().unwrap();
-                    if failures.0 > 0 {
-                        failures.0 -= 1;
-                        format!("{}\r\n", failures.1)
-                    } else {
-                        self.received.lock().unwrap().push(Received { from: from.clone(), to: to.clone(), data });
+                    let failure = {
+                        let mut failures = self.data_failures.lock().unwrap();
+                        (failures.0 > 0).then(|| {
+                            failures.0 -= 1;
+                            format!("{}\r\n", failures.1)
+                        })
+                    };
+                    failure.unwrap_or_else(|| {
+                        let received = Received { from: from.clone(), to: to.clone(), data, tls };
+                        self.received.lock().unwrap().push(received);
                         "250 2.0.0 queued\r\n".to_owned()
-                    }
+                    })
                 }
             } else if upper == "QUIT" {
                 let _ = stream.write_all(b"221 2.0.0 bye\r\n").await;
-                return;
+                return false;
             } else {
                 "250 2.0.0 OK\r\n".to_owned()
             };
             if stream.write_all(reply.as_bytes()).await.is_err() {
-                return;
+                return false;
             }
         }
     }
