@@ -12,7 +12,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$root/.quickstart"
-bin="$root/target/release"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 admin_port="${DOMAINSEC_ADMIN_PORT:-50052}"
 edge_port="${DOMAINSEC_EDGE_PORT:-50051}"
 database="domainsec_quickstart"
@@ -170,6 +170,43 @@ dsctl trusted-root add --path "$work/ca/ca.pem"
 wait_in_sync
 dsctl cert verify --edge mail1 --thumbprint "$thumbprint"
 
+step "Mail: an SMTP session into mail1's Inet connector (127.0.0.1:2525), as a sending server would"
+# A minimal client in bash, so the quickstart needs no mail tools: it prints both sides.
+smtp_session() {  # smtp_session PORT COMMAND... (the DATA body is the argument after DATA)
+  local port="$1"; shift
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  smtp_reply
+  while [ $# -gt 0 ]; do
+    printf 'C: %s\n' "${1%%$'\r'*}"
+    printf '%s\r\n' "$1" >&3
+    if [ "$1" = DATA ]; then
+      smtp_reply; shift
+      printf 'C: (message: %s bytes)\n' "${#1}"
+      printf '%s\r\n.\r\n' "$1" >&3
+    fi
+    smtp_reply; shift
+  done
+  exec 3>&-
+}
+smtp_reply() {
+  local line
+  while IFS= read -r -t 10 line <&3; do
+    printf 'S: %s\n' "${line%$'\r'}"
+    [ "${line:3:1}" = "-" ] || break
+  done
+}
+smtp_session 2525 "EHLO mail.woodgrovebank.com" "MAIL FROM:<kim@woodgrovebank.com>" \
+  "RCPT TO:<someone@fabrikam.com>" "RCPT TO:<ted@contoso.com>" DATA \
+  $'From: kim@woodgrovebank.com\r\nTo: ted@contoso.com\r\nSubject: Quarterly report\r\n\r\nHello Ted.' QUIT
+echo "(fabrikam.com is not an accepted domain: 550 5.7.1, never an open relay)"
+mailbox="$work/edges/mail1/maildir/contoso.com/ted/new"
+for _ in $(seq 1 50); do [ -n "$(ls -A "$mailbox" 2>/dev/null)" ] && break; sleep 0.1; done
+echo "delivered into the local maildir (contoso.com is an accepted domain with no internal smart host):"
+show ls "$mailbox"
+sed -n '1,4p' "$mailbox"/*
+dsctl protocol-log --edge mail1 --connector Inet --limit 12
+dsctl queue list --edge mail1
+
 step "A mistake is refused, naming the field and the rule"
 show "$bin/dsctl" transport-config set --add-tls-send-domain-secure woodgrove..com || true
 
@@ -183,6 +220,9 @@ DomainSec's controller and edges mail1 and mail2 are running for Contoso.
   $bin/dsctl transport-config get          # or: -o json
   $bin/dsctl fleet status
   $bin/domainsec-edge status --data-dir $work/edges/mail1
+  $bin/dsctl protocol-log --edge mail1 --connector Inet
+  $bin/dsctl queue list --edge mail1
+  mail for @contoso.com sent to 127.0.0.1:2525 lands in $work/edges/mail1/maildir/
   $bin/dsctl --help
 Stop everything: ./deploy/quickstart.sh stop
 EOT

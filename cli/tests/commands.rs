@@ -205,9 +205,19 @@ async fn subscribe_an_edge_and_watch_it_sync(pool: PgPool) {
 
     let settings =
         SyncSettings { heartbeat_interval: std::time::Duration::from_millis(100), ..SyncSettings::default() };
-    let agent = EdgeAgent::load(dir, settings).unwrap();
+    let mut agent = EdgeAgent::load(dir, settings).unwrap();
     let mut config = agent.config();
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let relay_settings = edge::config::EdgeSettings::default();
+    let relay = edge::relay::Relay::start(
+        &data.path().join("mail1"),
+        &relay_settings,
+        agent.config(),
+        agent.listening(),
+        &shutdown,
+    )
+    .unwrap();
+    agent.attach_relay(relay);
     tokio::spawn(agent.run(shutdown.clone()));
     ok(&admin, &["transport-config", "set", "--tls-receive-domain-secure-list", "woodgrovebank.com"]).await;
     let wait = config.wait_for(|c| c.as_ref().is_some_and(|c| !c.transport.tls_receive_domain_secure_list.is_empty()));
@@ -228,6 +238,29 @@ async fn subscribe_an_edge_and_watch_it_sync(pool: PgPool) {
     assert!(out.lines().any(|l| l.starts_with("mail1") && l.contains("yes")), "{out}");
     let out = ok(&admin, &["edge", "sync", "mail1"]).await;
     assert!(out.lines().any(|l| l.starts_with("mail1") && l.contains("acked")), "{out}");
+
+    // The relay's queue and protocol logs, through the controller.
+    let out = ok(&admin, &["queue", "list", "--edge", "mail1"]).await;
+    assert_eq!(out.trim(), "the queue of edge mail1 is empty");
+    let out = ok(&admin, &["-o", "json", "queue", "list", "--edge", "mail1"]).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), serde_json::json!([]));
+    let run = dsctl(Some(&admin), &["queue", "remove", "--edge", "mail1", "1A2B"]).await;
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("FAILED_PRECONDITION: edge mail1: no queued message 1A2B on this edge"),
+        "{}",
+        run.stderr
+    );
+    let out = ok(&admin, &["protocol-log", "--edge", "mail1", "--log", "send", "--since", "1h"]).await;
+    assert!(out.contains("no records (is the connector's protocol logging level verbose?)"), "{out}");
+    let run = dsctl(Some(&admin), &["protocol-log", "--edge", "mail1", "--since", "yesterday"]).await;
+    assert!(
+        run.stderr.contains("--since \"yesterday\": give a time ago (15m, 2h, 1d) or an RFC 3339 time"),
+        "{}",
+        run.stderr
+    );
+    let run = dsctl(Some(&admin), &["queue", "list", "--edge", "mail9"]).await;
+    assert!(run.stderr.contains("NOT_FOUND"), "{}", run.stderr);
     shutdown.cancel();
 }
 

@@ -302,7 +302,6 @@ impl Queue {
         let (finished, newly_final) = {
             let mut state = self.lock();
             let Some(entry) = state.messages.get_mut(id) else { return };
-            entry.in_flight = false;
             entry.attempts += 1;
             let mut newly_final = Vec::new();
             for (index, outcome) in report.outcomes {
@@ -315,9 +314,14 @@ impl Queue {
             }
             entry.last_error = report.last_error.or(entry.last_error.take());
             let finished = entry.outcomes.iter().all(Option::is_some);
-            if !finished {
-                let delay = backoff(&self.inner.settings, entry.attempts - 1);
-                entry.next_attempt = Instant::now() + delay;
+            if finished {
+                // Out of the index before its file goes: the scheduler must never
+                // pick a finished message again (that would deliver it twice).
+                state.messages.remove(id);
+                self.set_length(&state);
+            } else {
+                entry.in_flight = false;
+                entry.next_attempt = Instant::now() + backoff(&self.inner.settings, entry.attempts - 1);
             }
             (finished, newly_final)
         };
@@ -335,11 +339,6 @@ impl Queue {
         .await;
         if let Ok(Err(error)) | Err(error) = result.map_err(io::Error::other) {
             warn!(queue_id = %id, %error, "cannot update the spool; the message may be retried after a restart");
-        }
-        if finished {
-            let mut state = self.lock();
-            state.messages.remove(id);
-            self.set_length(&state);
         }
         self.inner.wake.notify_one();
     }
