@@ -260,7 +260,7 @@ async fn subscribe_an_edge_and_watch_it_sync(pool: PgPool) {
         run.stderr
     );
     let run = dsctl(Some(&admin), &["queue", "list", "--edge", "mail9"]).await;
-    assert!(run.stderr.contains("NOT_FOUND"), "{}", run.stderr);
+    assert!(run.stderr.contains("edge \"mail9\": no such edge"), "{}", run.stderr);
     shutdown.cancel();
 }
 
