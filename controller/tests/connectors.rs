@@ -175,10 +175,7 @@ async fn one_binding_serves_two_connectors_only_with_different_remote_ranges(poo
     internal.permission_groups = vec![pb::PermissionGroup::ExchangeServers as i32];
     let refused = client.create_receive_connector(internal.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
-    assert!(
-        refused.message().starts_with("remote_ip_ranges: a connector with the exchange-servers"),
-        "{refused:?}"
-    );
+    assert!(refused.message().starts_with("remote_ip_ranges: a connector with the exchange-servers"), "{refused:?}");
     internal.remote_ip_ranges = strings(&["10.0.0.0/8"]);
     client.create_receive_connector(internal).await.unwrap();
 }

@@ -12,6 +12,19 @@ pub fn thumbprint(der: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref()).to_ascii_uppercase()
 }
 
+/// The DNS names in a certificate's subject alternative name extension.
+pub fn dns_names(certificate: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(san)) = certificate.subject_alternative_name() else { return Vec::new() };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(super) fn list(store: &CertificateStore) -> Vec<pb::CertificateInfo> {
     let mut certificates = Vec::new();
     if let Ok(entries) = fs::read_dir(store.dir("certificates")) {
@@ -64,21 +77,7 @@ fn describe(der: &[u8]) -> pb::CertificateInfo {
     let Ok((_, certificate)) = X509Certificate::from_der(der) else {
         return pb::CertificateInfo { thumbprint: thumbprint(der), ..Default::default() };
     };
-    let dns_names = certificate
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let dns_names = dns_names(&certificate);
     let time = |t: x509_parser::time::ASN1Time| {
         t.to_datetime().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
     };

@@ -2,10 +2,10 @@
 //! log lines the paper shows (`*` subject, issuer, serial, thumbprint, names).
 
 use rustls::pki_types::CertificateDer;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::{
-    certificates::thumbprint,
+    certificates::{dns_names, thumbprint},
     protocol_log::{Event, SessionLog},
 };
 
@@ -54,21 +54,7 @@ pub fn log_certificate(log: &mut SessionLog, heading: &str, certificate: Option<
         log.record(Event::Information, "", "Certificate could not be parsed");
         return;
     };
-    let names: Vec<String> = parsed
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    GeneralName::DNSName(d) => Some((*d).to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = dns_names(&parsed);
     log.record(Event::Information, &parsed.subject().to_string(), "Certificate subject");
     log.record(Event::Information, &parsed.issuer().to_string(), "Certificate issuer name");
     let serial = parsed.raw_serial_as_string().replace(':', "").to_ascii_uppercase();
