@@ -18,6 +18,7 @@ pub mod certificates;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod domain_security;
 pub mod identity;
 pub mod metrics;
 pub mod protocol_log;
