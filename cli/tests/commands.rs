@@ -259,6 +259,23 @@ async fn subscribe_an_edge_and_watch_it_sync(pool: PgPool) {
         "{}",
         run.stderr
     );
+    // The paper's counters, from the edge's heartbeats.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let out = loop {
+        let out = ok(&admin, &["counters", "--edge", "mail1"]).await;
+        if out.contains("Domain-Secured Messages Received") {
+            break out;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no counters: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for counter in
+        ["Domain-Secured Messages Received", "Domain-Secured Messages Sent", "Domain-Secured Outbound Session Failures"]
+    {
+        assert!(out.lines().any(|l| l.starts_with(counter) && l.trim_end().ends_with(" 0")), "{counter}: {out}");
+    }
+    let out = ok(&admin, &["fleet", "status"]).await;
+    assert!(out.contains("DOMAIN SECURED (IN/OUT/FAILED)") && out.contains("0/0/0"), "{out}");
     let run = dsctl(Some(&admin), &["queue", "list", "--edge", "mail9"]).await;
     assert!(run.stderr.contains("edge \"mail9\": no such edge"), "{}", run.stderr);
     shutdown.cancel();

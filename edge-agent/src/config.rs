@@ -20,6 +20,26 @@ pub struct EdgeSettings {
     pub dns: DnsSettings,
     /// Protocol log rotation.
     pub protocol_log: LogSettings,
+    /// How partner certificates are judged.
+    pub domain_security: DomainSecuritySettings,
+}
+
+/// How this edge judges partners' certificates (Domain Security).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainSecuritySettings {
+    /// Trust the platform's built-in roots (webpki-roots) besides the organization's trusted roots.
+    pub platform_roots: bool,
+    /// Accept a partner's client certificate that allows only server authentication, provided
+    /// its name matches (public CAs stopped issuing the client-auth EKU in 2026).
+    pub accept_server_auth_client_certificates: bool,
+    /// Answer inbound Domain Security refusals with 4xx instead of 5xx, so a misconfigured
+    /// partner's mail waits in its queue rather than bouncing (a transient revocation failure
+    /// is always 4xx).
+    pub temporary_refusals: bool,
+    /// Timeout for fetching one CRL.
+    #[serde(with = "humantime_serde")]
+    pub crl_fetch_timeout: Duration,
 }
 
 /// Limits of inbound SMTP sessions (RFC 5321 §4.5.3 and Exchange's defaults).
@@ -97,6 +117,17 @@ impl EdgeSettings {
     }
 }
 
+impl Default for DomainSecuritySettings {
+    fn default() -> Self {
+        Self {
+            platform_roots: true,
+            accept_server_auth_client_certificates: true,
+            temporary_refusals: false,
+            crl_fetch_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Default for SessionLimits {
     fn default() -> Self {
         Self {
@@ -140,6 +171,7 @@ mod tests {
         assert_eq!(format!("{:?}", example.queue), format!("{:?}", defaults.queue));
         assert_eq!(format!("{:?}", example.protocol_log), format!("{:?}", defaults.protocol_log));
         assert_eq!(example.dns.smtp_port, 25);
+        assert_eq!(format!("{:?}", example.domain_security), format!("{:?}", defaults.domain_security));
     }
 
     #[test]

@@ -45,6 +45,9 @@ enum Command {
         /// Local settings (DNS, limits, queue timing); every key has a default.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Serve Prometheus metrics (relay, queue, Domain Security counters, CRL cache) here.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Print the configuration version this edge runs.
     Status {
@@ -89,7 +92,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Run { data_dir, heartbeat_interval, config } => {
+        Command::Run { data_dir, heartbeat_interval, config, metrics_listen } => {
             let edge_settings = EdgeSettings::load(config.as_deref())?;
             let settings = SyncSettings { heartbeat_interval, ..SyncSettings::default() };
             let mut agent = EdgeAgent::load(DataDir::new(&data_dir), settings)?;
@@ -99,6 +102,13 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let queued = relay.queue.len();
             if queued > 0 {
                 tracing::info!(queued, "picked up queued messages from the spool");
+            }
+            if let Some(address) = metrics_listen {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listen for metrics on {address}"))?;
+                tracing::info!(%address, "serving Prometheus metrics");
+                tokio::spawn(edge::metrics::serve(listener, relay.clone(), shutdown.clone()));
             }
             agent.attach_relay(relay);
             let signal = shutdown.clone();

@@ -17,11 +17,15 @@ use crate::{
     certificates::CertificateStore,
     config::EdgeSettings,
     delivery::maildir::Maildir,
+    domain_security::DomainSecurity,
     metrics::RelayMetrics,
     protocol_log::{LogKind, ProtocolLog},
     queue::{Queue, delivery::Delivery},
     routing::dns::MxResolver,
-    smtp::{credentials::Credentials, inbound::Inbound},
+    smtp::{
+        credentials::Credentials,
+        inbound::{Inbound, InboundParts},
+    },
 };
 
 /// A running relay: what the sync stream and the operator commands reach.
@@ -37,6 +41,8 @@ pub struct Relay {
     pub send_log: PathBuf,
     /// Where local mail is delivered.
     pub maildir: PathBuf,
+    /// Domain Security: CRL cache and counters.
+    pub security: Arc<DomainSecurity>,
 }
 
 /// Why the relay cannot start.
@@ -72,10 +78,25 @@ impl Relay {
         let send = ProtocolLog::open(send_log.clone(), LogKind::Send, settings.protocol_log.clone())
             .map_err(|source| StartError::Io { what: "the send protocol log", source })?;
         let maildir = data_dir.join("maildir");
-        let delivery =
-            Arc::new(Delivery::new(config.clone(), resolver, credentials.clone(), Maildir::new(&maildir), send));
-        let inbound =
-            Inbound::new(config, queue.clone(), metrics.clone(), settings.limits, receive, credentials, listening);
+        let security = Arc::new(DomainSecurity::new(data_dir, &settings.domain_security));
+        let delivery = Arc::new(Delivery::new(
+            config.clone(),
+            resolver,
+            credentials.clone(),
+            Maildir::new(&maildir),
+            send,
+            security.clone(),
+        ));
+        let inbound = Inbound::new(InboundParts {
+            config,
+            queue: queue.clone(),
+            metrics: metrics.clone(),
+            limits: settings.limits,
+            log: receive,
+            credentials,
+            listening,
+            security: security.clone(),
+        });
         tokio::spawn(inbound.run(shutdown.clone()));
         tokio::spawn(queue.clone().run(delivery.clone(), shutdown.clone()));
         let idle = settings.queue.connection_idle;
@@ -89,6 +110,20 @@ impl Relay {
                 }
             }
         });
-        Ok(Self { queue, metrics, receive_log, send_log, maildir })
+        // Counters are kept across restarts: saved every second when they changed, and at shutdown.
+        let (saver, stop) = (security.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => {
+                        saver.counters.save();
+                        return;
+                    }
+                    _ = tick.tick() => saver.counters.save(),
+                }
+            }
+        });
+        Ok(Self { queue, metrics, receive_log, send_log, maildir, security })
     }
 }

@@ -33,7 +33,17 @@ struct EdgeStatusView {
 
 impl Render for EdgeStatusView {
     fn headers() -> &'static [&'static str] {
-        &["EDGE", "STATE", "CONNECTED", "CONTROLLER", "VERSION", "LAST NACK", "HEARTBEAT", "QUEUE", "COUNTERS"]
+        &[
+            "EDGE",
+            "STATE",
+            "CONNECTED",
+            "CONTROLLER",
+            "VERSION",
+            "LAST NACK",
+            "HEARTBEAT",
+            "QUEUE",
+            "DOMAIN SECURED (IN/OUT/FAILED)",
+        ]
     }
     fn row(&self) -> Vec<String> {
         let connected =
@@ -48,7 +58,17 @@ impl Render for EdgeStatusView {
         } else {
             format!("v{}: {}", self.nack_version, self.nack_reason)
         };
-        let counters: Vec<String> = self.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let count = |name: &str| self.counters.get(name).copied().unwrap_or(0);
+        let secured = if self.counters.keys().any(|k| k.starts_with("domain_secured.")) {
+            format!(
+                "{}/{}/{}",
+                count("domain_secured.messages_received"),
+                count("domain_secured.messages_sent"),
+                count("domain_secured.outbound_session_failures")
+            )
+        } else {
+            "-".to_owned()
+        };
         vec![
             self.name.clone(),
             self.state.clone(),
@@ -58,7 +78,7 @@ impl Render for EdgeStatusView {
             nack,
             if self.last_heartbeat.is_empty() { "-".into() } else { output::time(&self.last_heartbeat) },
             self.queue_length.to_string(),
-            output::join(&counters),
+            secured,
         ]
     }
 }

@@ -3,6 +3,7 @@
 mod accepted_domain;
 mod audit;
 mod cert;
+mod counters;
 mod edge;
 mod fleet;
 mod protocol_log;
@@ -60,6 +61,8 @@ enum Command {
     /// The edges' sync state and counters.
     #[command(subcommand)]
     Fleet(fleet::Command),
+    /// One edge's Domain Security counters (the paper's three, by partner and reason).
+    Counters(counters::CountersArgs),
     /// An edge's relay queue (Get-Queue, Retry-Queue, Remove-Message).
     #[command(subcommand)]
     Queue(queue::Command),
@@ -97,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(command) => cert::run(&mut context, command).await,
         Command::TrustedRoot(command) => trusted_root::run(&mut context, command).await,
         Command::Fleet(command) => fleet::run(&mut context, command).await,
+        Command::Counters(args) => counters::run(&mut context, args).await,
         Command::Queue(command) => queue::run(&mut context, command).await,
         Command::ProtocolLog(args) => protocol_log::run(&mut context, args).await,
         Command::Audit(args) => audit::run(&mut context, args).await,

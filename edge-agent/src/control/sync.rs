@@ -225,6 +225,7 @@ impl EdgeAgent {
         let mut counters: HashMap<String, u64> = self.counters.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
         if let Some(relay) = &self.relay {
             counters.extend(relay.metrics.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)));
+            counters.extend(relay.security.counters.flat());
         }
         pb::Heartbeat {
             applied_version: self.current.as_ref().map_or(0, |s| s.version),

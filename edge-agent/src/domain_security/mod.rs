@@ -2,5 +2,61 @@
 //! chain, dates, key usage, revocation by CRL and the paper's name-matching
 //! rules — and the decisions the SMTP layer takes with the result.
 
+pub mod counters;
+pub mod mark;
 pub mod name_match;
+pub mod peer;
 pub mod revocation;
+
+use std::path::Path;
+
+use crate::{apply::EdgeConfig, config::DomainSecuritySettings};
+
+use self::{
+    counters::DomainSecurityCounters,
+    peer::{PeerFailure, PeerRole, TrustSettings, TrustedPeer},
+    revocation::{CrlCache, RevocationSettings},
+};
+
+/// What Domain Security shares across sessions and deliveries.
+pub struct DomainSecurity {
+    /// CRLs by URL.
+    pub crls: CrlCache,
+    /// The paper's counters.
+    pub counters: DomainSecurityCounters,
+    /// This edge's settings.
+    pub settings: DomainSecuritySettings,
+}
+
+impl DomainSecurity {
+    /// Loads the counters from `data_dir` and sets up the CRL cache.
+    pub fn new(data_dir: &Path, settings: &DomainSecuritySettings) -> Self {
+        let revocation =
+            RevocationSettings { fetch_timeout: settings.crl_fetch_timeout, ..RevocationSettings::default() };
+        Self {
+            crls: CrlCache::new(revocation),
+            counters: DomainSecurityCounters::load(data_dir),
+            settings: settings.clone(),
+        }
+    }
+
+    /// Checks a peer's chain for `domain` against the configuration's trusted roots.
+    pub async fn check(
+        &self,
+        config: &EdgeConfig,
+        chain: &[Vec<u8>],
+        role: PeerRole,
+        domain: &str,
+    ) -> Result<TrustedPeer, PeerFailure> {
+        let trust = TrustSettings {
+            organization_roots: config.trusted_roots.clone(),
+            platform_roots: self.settings.platform_roots,
+        };
+        peer::check(chain, role, domain, &trust, &self.crls).await
+    }
+
+    /// The role a connecting partner's certificate is checked for.
+    pub fn client_role(&self) -> PeerRole {
+        PeerRole::Client { accept_server_auth: self.settings.accept_server_auth_client_certificates }
+    }
+}

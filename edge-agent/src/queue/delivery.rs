@@ -23,6 +23,7 @@ use crate::{
         dsn,
         maildir::{Maildir, MaildirError},
     },
+    domain_security::{DomainSecurity, peer::PeerRole},
     protocol_log::{ProtocolLog, SessionLog, new_session_id},
     routing::{
         Route,
@@ -54,10 +55,12 @@ pub struct Delivery {
     log: ProtocolLog,
     pool: Mutex<HashMap<PoolKey, Vec<(OutboundSession, Instant)>>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    security: Arc<DomainSecurity>,
 }
 
-/// Idle sessions are kept per send connector and next-hop address.
-type PoolKey = (String, SocketAddr);
+/// Idle sessions are kept per send connector, next-hop address and, for Domain
+/// Security, the partner domain the session was verified for.
+type PoolKey = (String, SocketAddr, Option<String>);
 
 /// Recipients of one message that share a send connector and destination.
 struct Group<'a> {
@@ -74,8 +77,9 @@ impl Delivery {
         credentials: Arc<Credentials>,
         maildir: Maildir,
         log: ProtocolLog,
+        security: Arc<DomainSecurity>,
     ) -> Self {
-        Self { config, resolver, credentials, maildir, log, pool: Mutex::default(), limits: Mutex::default() }
+        Self { config, resolver, credentials, maildir, log, pool: Mutex::default(), limits: Mutex::default(), security }
     }
 
     /// Attempts every pending recipient of `due` once.
@@ -288,31 +292,48 @@ impl Delivery {
             .acquire_owned()
             .await;
         let ehlo = connector.fqdn.as_ref().unwrap_or(&config.fqdn).to_string();
+        // Outbound Domain Security: the recipient's domain is on the send secure list and the
+        // connector (DNS-routed, as the directory enforces) has Domain Security on.
+        let secure = (connector.domain_secure_enabled
+            && Domain::parse(&group.domain).is_ok_and(|d| config.transport.requires_secure_send(&d)))
+        .then(|| group.domain.clone());
         let mut last_error = String::from("no next hop answered");
         for hop in &hops {
             for &address in &hop.addresses {
-                let session = match self.session(connector, hop, address, &ehlo, queue).await {
+                let target = Target { connector, hop, address, ehlo: &ehlo, secure: secure.as_deref() };
+                let mut session = match self.session(config, &target, queue).await {
                     Ok(session) => session,
                     Err(error) => {
                         debug!(%address, %error, "next hop failed");
+                        if let (Some(domain), AttemptError::DomainSecurity(reason)) = (&secure, &error) {
+                            warn!(%address, %domain, %reason, "Domain Security session failed");
+                            let kind = reason.split_once(' ').map_or("tls", |(_, rest)| failure_kind(rest));
+                            self.security.counters.outbound_failure(domain, kind);
+                        }
                         last_error = format!("{} [{address}]: {error}", hop.host);
                         continue;
                     }
                 };
-                let mut session = session;
                 match session.send(envelope.sender.as_ref(), &recipients, message).await {
                     Ok(results) => {
                         queue.destination_result(&destination, true);
-                        self.release(connector, address, session);
+                        self.release(connector, address, secure.clone(), session);
+                        let mut delivered = false;
                         for (&index, result) in group.recipients.iter().zip(results) {
                             match result {
-                                RecipientResult::Delivered => report.outcomes.push((index, Outcome::Delivered)),
+                                RecipientResult::Delivered => {
+                                    delivered = true;
+                                    report.outcomes.push((index, Outcome::Delivered));
+                                }
                                 RecipientResult::Failed(text) => report.outcomes.push((index, Outcome::Failed(text))),
                                 RecipientResult::Deferred(text) => {
                                     queue.metrics().add(&queue.metrics().deliveries_deferred, 1);
                                     report.last_error = Some(format!("{}: {text}", hop.host));
                                 }
                             }
+                        }
+                        if let (Some(domain), true) = (&secure, delivered) {
+                            self.security.counters.sent(domain);
                         }
                         drop(permit);
                         return;
@@ -327,7 +348,8 @@ impl Delivery {
         drop(permit);
         queue.metrics().add(&queue.metrics().deliveries_deferred, 1);
         queue.destination_result(&destination, false);
-        report.last_error = Some(format!("451 4.4.1 {last_error}"));
+        let status = if secure.is_some() && last_error.contains("4.7.") { "" } else { "4.4.1 " };
+        report.last_error = Some(format!("451 {status}{last_error}"));
     }
 
     async fn next_hops(&self, connector: &SendConnector, domain: &str) -> Result<Vec<NextHop>, RouteError> {
@@ -354,16 +376,15 @@ impl Delivery {
         }
     }
 
-    /// A pooled session to `address` if one is idle, else a new one.
+    /// A pooled session to the target if one is idle, else a new one; for Domain
+    /// Security a new session's server certificate is checked before it is used.
     async fn session(
         &self,
-        connector: &SendConnector,
-        hop: &NextHop,
-        address: SocketAddr,
-        ehlo: &str,
+        config: &EdgeConfig,
+        target: &Target<'_>,
         queue: &Queue,
     ) -> Result<OutboundSession, AttemptError> {
-        let key = (connector.name.to_string(), address);
+        let key = (target.connector.name.to_string(), target.address, target.secure.map(str::to_owned));
         let idle = queue.settings().connection_idle;
         loop {
             let pooled = self.pool.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&key).and_then(Vec::pop);
@@ -373,25 +394,53 @@ impl Delivery {
                 None => break,
             }
         }
-        let log = match connector.protocol_logging_level {
+        let log = match target.connector.protocol_logging_level {
             ProtocolLoggingLevel::Verbose => {
-                let connector_id = format!("{}", connector.name);
-                self.log.session(&connector_id, &new_session_id(), unspecified(address), address)
+                let connector_id = target.connector.name.to_string();
+                self.log.session(&connector_id, &new_session_id(), unspecified(target.address), target.address)
             }
             ProtocolLoggingLevel::None => SessionLog::disabled(),
         };
         let timeouts =
             ClientTimeouts { command: queue.settings().command_timeout, data: queue.settings().data_timeout };
-        let certificate = self.credentials.certificate_for(ehlo).map(|c| c.certified);
-        let session = OutboundSession::open(address, &hop.host, ehlo, certificate, timeouts, log).await?;
+        let certificate = self.credentials.certificate_for(target.ehlo).map(|c| c.certified);
+        let require_tls = target.secure.is_some();
+        let mut session = OutboundSession::open(
+            target.address,
+            &target.hop.host,
+            target.ehlo,
+            certificate,
+            require_tls,
+            timeouts,
+            log,
+        )
+        .await?;
         if session.tls.is_some() {
             queue.metrics().add(&queue.metrics().tls_outbound, 1);
+        }
+        if let Some(domain) = target.secure {
+            let chain = session.tls.as_ref().map(|t| t.peer_certificates.clone()).unwrap_or_default();
+            match self.security.check(config, &chain, PeerRole::Server, domain).await {
+                Ok(peer) => session.note(&format!("Domain Secured: {domain}; cert={}", peer.sha256)),
+                Err(failure) => {
+                    let reason = format!("4.7.5 Server certificate not verified: {failure}");
+                    session.note(&reason);
+                    session.quit().await;
+                    return Err(AttemptError::DomainSecurity(reason));
+                }
+            }
         }
         Ok(session)
     }
 
-    fn release(&self, connector: &SendConnector, address: SocketAddr, session: OutboundSession) {
-        let key = (connector.name.to_string(), address);
+    fn release(
+        &self,
+        connector: &SendConnector,
+        address: SocketAddr,
+        secure: Option<String>,
+        session: OutboundSession,
+    ) {
+        let key = (connector.name.to_string(), address, secure);
         self.pool
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -420,6 +469,35 @@ impl Delivery {
             }
         }
         pool.retain(|_, sessions| !sessions.is_empty());
+    }
+}
+
+/// Where one delivery attempt goes.
+struct Target<'a> {
+    connector: &'a SendConnector,
+    hop: &'a NextHop,
+    address: SocketAddr,
+    ehlo: &'a str,
+    /// The partner domain when Domain Security applies.
+    secure: Option<&'a str>,
+}
+
+/// The counter reason for a Domain Security failure text.
+fn failure_kind(reason: &str) -> &'static str {
+    if reason.starts_with("STARTTLS") {
+        "starttls-not-offered"
+    } else if reason.contains("name mismatch") {
+        "name-mismatch"
+    } else if reason.contains("revoked") {
+        "revoked"
+    } else if reason.contains("revocation check failed") {
+        "revocation-unavailable"
+    } else if reason.contains("not trusted") || reason.contains("expired") {
+        "not-trusted"
+    } else if reason.contains("TLS handshake") {
+        "handshake"
+    } else {
+        "not-verified"
     }
 }
 

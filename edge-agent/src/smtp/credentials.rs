@@ -28,7 +28,7 @@ pub struct Credentials {
 struct Cache {
     stamp: Option<(Option<SystemTime>, Option<SystemTime>)>,
     certificates: Vec<SmtpCertificate>,
-    servers: HashMap<String, Arc<rustls::ServerConfig>>,
+    servers: HashMap<(String, bool), Arc<rustls::ServerConfig>>,
 }
 
 impl Credentials {
@@ -43,22 +43,30 @@ impl Credentials {
         choose(&cache.certificates, fqdn, SystemTime::now()).cloned()
     }
 
-    /// A TLS server configuration presenting the certificate for `fqdn`.
-    pub fn server_config(&self, fqdn: &str) -> Option<Arc<rustls::ServerConfig>> {
+    /// A TLS server configuration presenting the certificate for `fqdn`. With
+    /// `request_client_certificate` (a Domain Security connector) the handshake asks
+    /// for a client certificate without requiring one, and accepts whatever comes:
+    /// the SMTP layer judges it for the sender's domain (the paper's note: senders
+    /// outside the secure list are not forced to present one).
+    pub fn server_config(&self, fqdn: &str, request_client_certificate: bool) -> Option<Arc<rustls::ServerConfig>> {
         let mut cache = self.refreshed();
         let chosen = choose(&cache.certificates, fqdn, SystemTime::now())?.clone();
-        if let Some(config) = cache.servers.get(&chosen.thumbprint) {
+        let key = (chosen.thumbprint.clone(), request_client_certificate);
+        if let Some(config) = cache.servers.get(&key) {
             return Some(config.clone());
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .ok()?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(Fixed(chosen.certified.clone())));
+        let builder =
+            rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().ok()?;
+        let builder = if request_client_certificate {
+            builder.with_client_cert_verifier(Arc::new(RequestClientCertificate(provider)))
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(Fixed(chosen.certified.clone())));
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         let config = Arc::new(config);
-        cache.servers.insert(chosen.thumbprint.clone(), config.clone());
+        cache.servers.insert(key, config.clone());
         Some(config)
     }
 
@@ -82,5 +90,56 @@ struct Fixed(Arc<CertifiedKey>);
 impl ResolvesServerCert for Fixed {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.0.clone())
+    }
+}
+
+/// Asks for a client certificate, does not require one, and accepts any chain
+/// whose handshake signature verifies (possession of the key); chain, dates,
+/// revocation and name are checked later for the sender's domain.
+#[derive(Debug)]
+struct RequestClientCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for RequestClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

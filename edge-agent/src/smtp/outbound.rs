@@ -51,6 +51,10 @@ pub enum AttemptError {
     /// The host answered with a failure reply outside a transaction (greeting, EHLO, STARTTLS).
     #[error("{0}")]
     Refused(String),
+    /// Domain Security could not be established (no STARTTLS, failed handshake,
+    /// certificate not verified): the text starts with the enhanced status.
+    #[error("{0}")]
+    DomainSecurity(String),
 }
 
 /// Timeouts of the client.
@@ -99,13 +103,16 @@ struct ServerReply {
 
 impl OutboundSession {
     /// Connects, reads the greeting, says EHLO as `ehlo_name`, and upgrades with
-    /// STARTTLS when offered (opportunistic: the certificate is recorded, not
-    /// judged), presenting `client_certificate` if the server asks for one.
+    /// STARTTLS when offered (the certificate is recorded here and judged by the
+    /// caller), presenting `client_certificate` if the server asks for one. With
+    /// `require_tls` (Domain Security) a server without STARTTLS, or a failed
+    /// handshake, ends the session: never a fallback to plain text.
     pub async fn open(
         address: SocketAddr,
         host: &str,
         ehlo_name: &str,
         client_certificate: Option<Arc<CertifiedKey>>,
+        require_tls: bool,
         timeouts: ClientTimeouts,
         mut log: SessionLog,
     ) -> Result<Self, AttemptError> {
@@ -133,9 +140,26 @@ impl OutboundSession {
             session.command("STARTTLS").await?;
             let reply = session.read_reply(timeouts.command).await?;
             if reply.code == 220 {
-                session.upgrade(host, client_certificate).await?;
+                match session.upgrade(host, client_certificate).await {
+                    Ok(()) => {}
+                    Err(AttemptError::Transport(reason)) if require_tls => {
+                        session.note(&reason);
+                        return Err(AttemptError::DomainSecurity(format!("4.7.5 {reason}")));
+                    }
+                    Err(error) => return Err(error),
+                }
                 session.hello(ehlo_name).await?;
+            } else if require_tls {
+                let reason = format!("4.7.4 STARTTLS refused: {} {}", reply.code, reply.text.replace('\n', " "));
+                session.note(&reason);
+                session.quit().await;
+                return Err(AttemptError::DomainSecurity(reason));
             }
+        } else if require_tls {
+            let reason = "4.7.4 STARTTLS not offered by the server".to_owned();
+            session.note(&reason);
+            session.quit().await;
+            return Err(AttemptError::DomainSecurity(reason));
         }
         Ok(session)
     }

@@ -1,7 +1,9 @@
 //! The SMTP relay on loopback: inbound sessions, delivery, the queue, recovery.
 
 mod delivery;
+mod domain_security;
 mod inbound;
 mod operations;
+mod pki;
 mod recovery;
 mod support;

@@ -378,9 +378,17 @@ impl Client<TcpStream> {
     }
 
     /// STARTTLS and a TLS handshake accepting any certificate.
-    pub async fn start_tls(mut self) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
+    pub async fn start_tls(self) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
+        self.start_tls_with(None).await
+    }
+
+    /// STARTTLS presenting `client` (certificate DER, PKCS#8 key DER) when asked.
+    pub async fn start_tls_with(
+        mut self,
+        client: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
         self.command("STARTTLS", 220).await;
-        let config = insecure_client_config();
+        let config = insecure_client_config(client);
         let connector = tokio_rustls::TlsConnector::from(config);
         let name = rustls::pki_types::ServerName::try_from("mail1.contoso.com").unwrap();
         let tls = connector.connect(name, self.stream.into_inner()).await.unwrap();
@@ -435,7 +443,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 }
 
-fn insecure_client_config() -> Arc<rustls::ClientConfig> {
+fn insecure_client_config(client: Option<(Vec<u8>, Vec<u8>)>) -> Arc<rustls::ClientConfig> {
     #[derive(Debug)]
     struct Any(Arc<rustls::crypto::CryptoProvider>);
     impl rustls::client::danger::ServerCertVerifier for Any {
@@ -474,7 +482,12 @@ fn insecure_client_config() -> Arc<rustls::ClientConfig> {
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Any(provider)))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(Any(provider)));
+    let config = match client {
+        Some((certificate, key)) => config
+            .with_client_auth_cert(vec![certificate.into()], rustls::pki_types::PrivatePkcs8KeyDer::from(key).into())
+            .unwrap(),
+        None => config.with_no_client_auth(),
+    };
     Arc::new(config)
 }

@@ -29,6 +29,7 @@ use self::{
 use crate::{
     apply::EdgeConfig,
     config::SessionLimits,
+    domain_security::DomainSecurity,
     metrics::RelayMetrics,
     protocol_log::{Event, ProtocolLog, SessionLog, new_session_id},
     queue::Queue,
@@ -54,7 +55,29 @@ pub struct Inbound {
     pub credentials: Arc<Credentials>,
     /// Addresses we listen on, so a new snapshot's check does not mistake them for taken.
     pub listening: Arc<Mutex<HashSet<SocketAddr>>>,
+    /// Partner checks and counters.
+    pub security: Arc<DomainSecurity>,
     sessions: Mutex<SessionCounts>,
+}
+
+/// What [`Inbound::new`] is built from.
+pub struct InboundParts {
+    /// The configuration being served.
+    pub config: watch::Receiver<Option<Arc<EdgeConfig>>>,
+    /// Where accepted mail goes.
+    pub queue: Queue,
+    /// Counters.
+    pub metrics: Arc<RelayMetrics>,
+    /// Limits.
+    pub limits: SessionLimits,
+    /// The Receive protocol log.
+    pub log: ProtocolLog,
+    /// SMTP certificates.
+    pub credentials: Arc<Credentials>,
+    /// Addresses listened on.
+    pub listening: Arc<Mutex<HashSet<SocketAddr>>>,
+    /// Partner checks and counters.
+    pub security: Arc<DomainSecurity>,
 }
 
 #[derive(Default)]
@@ -72,16 +95,19 @@ struct SessionSlot {
 
 impl Inbound {
     /// The shared state; call [`Inbound::run`] to listen.
-    pub fn new(
-        config: watch::Receiver<Option<Arc<EdgeConfig>>>,
-        queue: Queue,
-        metrics: Arc<RelayMetrics>,
-        limits: SessionLimits,
-        log: ProtocolLog,
-        credentials: Arc<Credentials>,
-        listening: Arc<Mutex<HashSet<SocketAddr>>>,
-    ) -> Arc<Self> {
-        Arc::new(Self { config, queue, metrics, limits, log, credentials, listening, sessions: Mutex::default() })
+    pub fn new(parts: InboundParts) -> Arc<Self> {
+        let InboundParts { config, queue, metrics, limits, log, credentials, listening, security } = parts;
+        Arc::new(Self {
+            config,
+            queue,
+            metrics,
+            limits,
+            log,
+            credentials,
+            listening,
+            security,
+            sessions: Mutex::default(),
+        })
     }
 
     /// Listens on every binding of the current configuration until `shutdown`,
@@ -170,7 +196,8 @@ impl Inbound {
         let local = stream.local_addr().unwrap_or(binding);
         let fqdn = connector.fqdn.as_ref().unwrap_or(&config.fqdn).to_string();
         let offers_tls = connector.auth_mechanisms.contains(&AuthMechanism::Tls);
-        let tls = offers_tls.then(|| self.credentials.server_config(&fqdn)).flatten();
+        let request_client_certificate = connector.domain_secure_enabled;
+        let tls = offers_tls.then(|| self.credentials.server_config(&fqdn, request_client_certificate)).flatten();
         let certificate = tls
             .as_ref()
             .and_then(|_| self.credentials.certificate_for(&fqdn))
@@ -188,6 +215,7 @@ impl Inbound {
             limits: self.limits,
             queue: self.queue.clone(),
             metrics: self.metrics.clone(),
+            security: self.security.clone(),
             local,
             remote,
         });

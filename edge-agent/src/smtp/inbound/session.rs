@@ -11,6 +11,7 @@ use super::connection::{Body, Connection, Line, ReadError};
 use crate::{
     apply::EdgeConfig,
     config::SessionLimits,
+    domain_security::{DomainSecurity, mark, peer::PeerFailure},
     metrics::RelayMetrics,
     protocol_log::{Event, SessionLog},
     queue::{Queue, spool::Envelope},
@@ -41,6 +42,8 @@ pub struct SessionContext {
     pub queue: Queue,
     /// Counters.
     pub metrics: Arc<RelayMetrics>,
+    /// Partner certificate checks and counters.
+    pub security: Arc<DomainSecurity>,
     /// Our address.
     pub local: SocketAddr,
     /// The client's address.
@@ -74,6 +77,14 @@ struct Transaction {
     recipients: Vec<Mailbox>,
     /// BDAT chunks so far, and whether one of them broke the size limit.
     chunks: Option<(Vec<u8>, bool)>,
+    /// Set when the sender's domain is on the receive secure list and its partner verified.
+    secured: Option<Secured>,
+}
+
+/// A transaction from a verified partner (Domain Secured).
+struct Secured {
+    domain: String,
+    certificate_sha256: String,
 }
 
 enum Flow {
@@ -187,7 +198,7 @@ impl Session {
         match command {
             Command::Ehlo(name) => self.hello(connection, name, true),
             Command::Helo(name) => self.hello(connection, name, false),
-            Command::Mail { from, params } => self.mail(connection, from, params),
+            Command::Mail { from, params } => self.mail(connection, from, params).await,
             Command::Rcpt { to } => self.rcpt(connection, to),
             Command::Data => self.data(connection).await,
             Command::Bdat { size, last } => self.bdat(connection, size, last).await,
@@ -240,7 +251,7 @@ impl Session {
         self.reply(connection, Reply::plain(250, lines))
     }
 
-    fn mail<S: AsyncRead + AsyncWrite + Unpin>(
+    async fn mail<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         connection: &mut Connection<S>,
         from: Option<Mailbox>,
@@ -252,12 +263,6 @@ impl Session {
         if self.transaction.is_some() {
             return self.refuse(connection, Reply::new(503, "5.5.1", "Sender already specified"));
         }
-        if !self.may_submit() {
-            return self.refuse(
-                connection,
-                Reply::new(530, "5.7.1", "Client was not authenticated; this connector accepts no anonymous mail"),
-            );
-        }
         let limit = self.context.connector.max_message_size.bytes();
         if params.size.is_some_and(|size| size > limit) {
             return self.refuse(
@@ -265,9 +270,77 @@ impl Session {
                 Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size of {limit} bytes")),
             );
         }
+        let secured = match self.secure_domain(from.as_ref()) {
+            None => None,
+            Some(domain) => match self.verify_partner(&domain).await {
+                Ok(secured) => Some(secured),
+                Err(refusal) => return self.refuse(connection, refusal),
+            },
+        };
+        if !self.may_submit(secured.is_some()) {
+            return self.refuse(
+                connection,
+                Reply::new(530, "5.7.1", "Client was not authenticated; this connector accepts no anonymous mail"),
+            );
+        }
         let shown = from.as_ref().map(ToString::to_string).unwrap_or_default();
-        self.transaction = Some(Transaction { from, params, recipients: Vec::new(), chunks: None });
+        self.transaction = Some(Transaction { from, params, recipients: Vec::new(), chunks: None, secured });
         self.reply(connection, Reply::new(250, "2.1.0", format!("<{shown}> Sender OK")))
+    }
+
+    /// The sender's domain when this connector enforces Domain Security and the
+    /// domain is on the receive secure list (subdomains only where the list says so).
+    fn secure_domain(&self, from: Option<&Mailbox>) -> Option<String> {
+        if !self.context.connector.domain_secure_enabled {
+            return None;
+        }
+        let domain = Domain::parse(from?.domain()).ok()?;
+        self.context.config.transport.requires_secure_receive(&domain).then(|| domain.to_string())
+    }
+
+    /// The paper's inbound rule: TLS, a client certificate, a trusted chain, not
+    /// revoked, a name matching the sender's domain. The refusal names the problem.
+    async fn verify_partner(&mut self, domain: &str) -> Result<Secured, Reply> {
+        let security = self.context.security.clone();
+        let temporary = security.settings.temporary_refusals;
+        let refuse = |code: u16, status: &'static str, kind: &'static str, problem: String| {
+            security.counters.inbound_refusal(domain, kind);
+            let (code, status) = if temporary { (450, temporary_status(status)) } else { (code, status) };
+            Reply::new(code, status, format!("Domain Security for {domain}: {problem}"))
+        };
+        let Some(tls) = &self.tls else {
+            self.log.record(Event::Information, domain, "Domain Security: STARTTLS not used");
+            return Err(refuse(530, "5.7.10", "starttls-not-used", "STARTTLS not used".to_owned()));
+        };
+        if tls.peer_certificates.is_empty() {
+            self.log.record(Event::Information, domain, "Domain Security: no client certificate presented");
+            return Err(refuse(550, "5.7.1", "no-certificate", "no client certificate presented".to_owned()));
+        }
+        let role = security.client_role();
+        match security.check(&self.context.config, &tls.peer_certificates, role, domain).await {
+            Ok(peer) => {
+                self.log.record(Event::Information, &format!("{domain}; cert={}", peer.sha256), "Domain Secured");
+                Ok(Secured { domain: domain.to_owned(), certificate_sha256: peer.sha256 })
+            }
+            Err(failure) if failure.is_transient() => {
+                security.counters.inbound_refusal(domain, failure.kind());
+                self.log.record(Event::Information, &failure.to_string(), "Domain Security: transient failure");
+                Err(Reply::new(
+                    451,
+                    "4.7.5",
+                    format!("Domain Security for {domain}: client certificate {failure}; try again later"),
+                ))
+            }
+            Err(failure) => {
+                self.log.record(Event::Information, &failure.to_string(), "Domain Security: refused");
+                let problem = match &failure {
+                    PeerFailure::Revoked => "client certificate revoked".to_owned(),
+                    PeerFailure::NameMismatch { .. } => format!("client certificate {failure}"),
+                    other => format!("client certificate not trusted: {other}"),
+                };
+                Err(refuse(550, "5.7.5", failure.kind(), problem))
+            }
+        }
     }
 
     fn rcpt<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>, to: Mailbox) -> Flow {
@@ -366,7 +439,14 @@ impl Session {
         };
         let id = crate::queue::spool::Spool::new_id();
         let mut message = self.received_header(&id, &transaction);
-        message.extend_from_slice(&body);
+        if let Some(secured) = &transaction.secured {
+            message.extend_from_slice(
+                mark::mark(&self.context.fqdn, &secured.domain, &secured.certificate_sha256).as_bytes(),
+            );
+        }
+        // Nobody outside can forge the mark: any copy arriving with the message goes.
+        message.extend_from_slice(&mark::scrub(&body, &self.context.fqdn));
+        let secured_domain = transaction.secured.as_ref().map(|s| s.domain.clone());
         let envelope = Envelope {
             id: id.clone(),
             arrival: SystemTime::now(),
@@ -381,6 +461,9 @@ impl Session {
             Ok(()) => {
                 self.messages += 1;
                 self.context.metrics.add(&self.context.metrics.messages_received, 1);
+                if let Some(domain) = &secured_domain {
+                    self.context.security.counters.received(domain);
+                }
                 info!(queue_id = %id, recipients, "message accepted");
                 self.log.record(Event::Information, &id, "Message queued");
                 self.reply(connection, Reply::new(250, "2.6.0", format!("<{id}> Queued mail for delivery")))
@@ -436,13 +519,14 @@ impl Session {
         Flow::StartTls
     }
 
-    /// Anonymous submission: any group but exchange-users alone (which needs AUTH).
-    fn may_submit(&self) -> bool {
-        self.context.connector.permission_groups.iter().any(|group| {
-            matches!(
-                group,
-                PermissionGroup::AnonymousUsers | PermissionGroup::Partners | PermissionGroup::ExchangeServers
-            )
+    /// Who may submit: anonymous senders where `anonymous-users` or
+    /// `exchange-servers` is granted; a verified partner (Domain Secured) also where
+    /// only `partners` is (the paper's Appendix 2). `exchange-users` alone needs AUTH.
+    fn may_submit(&self, partner: bool) -> bool {
+        self.context.connector.permission_groups.iter().any(|group| match group {
+            PermissionGroup::AnonymousUsers | PermissionGroup::ExchangeServers => true,
+            PermissionGroup::Partners => partner,
+            PermissionGroup::ExchangeUsers => false,
         })
     }
 
@@ -471,6 +555,15 @@ impl Session {
 
 /// The longest command line RFC 5321 §4.5.3.1.4 allows, CRLF included.
 const COMMAND_LINE_LIMIT: usize = 512;
+
+/// The 4xx twin of a 5xx enhanced status (for `temporary_refusals`).
+fn temporary_status(status: &'static str) -> &'static str {
+    match status {
+        "5.7.10" => "4.7.10",
+        "5.7.1" => "4.7.1",
+        _ => "4.7.5",
+    }
+}
 
 fn syntax_reply(error: &SyntaxError) -> Reply {
     match error {

@@ -1,0 +1,181 @@
+//! The paper's three counters — Domain-Secured Messages Received, Domain-Secured
+//! Messages Sent, Domain-Secured Outbound Session Failures — with per-partner and
+//! per-reason breakdowns, kept across restarts in `DATA_DIR/counters.toml`.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Mutex, PoisonError},
+};
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::store::write_atomic;
+
+/// The counters of one edge.
+#[derive(Debug)]
+pub struct DomainSecurityCounters {
+    path: PathBuf,
+    state: Mutex<(Counts, bool)>,
+}
+
+/// The figures, as stored and reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    /// Domain-Secured Messages Received.
+    pub messages_received: u64,
+    /// Domain-Secured Messages Sent.
+    pub messages_sent: u64,
+    /// Domain-Secured Outbound Session Failures.
+    pub outbound_session_failures: u64,
+    /// Inbound Domain Security refusals.
+    pub inbound_refusals: u64,
+    /// By partner domain.
+    pub partners: BTreeMap<String, PartnerCounts>,
+    /// Failures and refusals by reason (`name-mismatch`, `revoked`, …).
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// One partner's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PartnerCounts {
+    /// Messages received from it, Domain Secured.
+    pub received: u64,
+    /// Messages sent to it, Domain Secured.
+    pub sent: u64,
+    /// Outbound sessions to it that failed Domain Security.
+    pub outbound_failures: u64,
+    /// Inbound transactions from it refused.
+    pub inbound_refusals: u64,
+}
+
+impl DomainSecurityCounters {
+    /// Loads the counters from the data dir (zeros when none are stored yet).
+    pub fn load(data_dir: &std::path::Path) -> Self {
+        let path = data_dir.join("counters.toml");
+        let counts = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| {
+                toml::from_str::<Counts>(&text)
+                    .map_err(|e| warn!(%e, "counters.toml unreadable; starting from zero"))
+                    .ok()
+            })
+            .unwrap_or_default();
+        Self { path, state: Mutex::new((counts, false)) }
+    }
+
+    /// A Domain Secured message accepted from `domain`.
+    pub fn received(&self, domain: &str) {
+        self.update(|c| {
+            c.messages_received += 1;
+            c.partners.entry(domain.to_owned()).or_default().received += 1;
+        });
+    }
+
+    /// A Domain Secured message delivered to `domain`.
+    pub fn sent(&self, domain: &str) {
+        self.update(|c| {
+            c.messages_sent += 1;
+            c.partners.entry(domain.to_owned()).or_default().sent += 1;
+        });
+    }
+
+    /// An outbound session to `domain` that failed Domain Security, and why.
+    pub fn outbound_failure(&self, domain: &str, reason: &str) {
+        self.update(|c| {
+            c.outbound_session_failures += 1;
+            c.partners.entry(domain.to_owned()).or_default().outbound_failures += 1;
+            *c.reasons.entry(reason.to_owned()).or_default() += 1;
+        });
+    }
+
+    /// An inbound transaction from `domain` refused by Domain Security, and why.
+    pub fn inbound_refusal(&self, domain: &str, reason: &str) {
+        self.update(|c| {
+            c.inbound_refusals += 1;
+            c.partners.entry(domain.to_owned()).or_default().inbound_refusals += 1;
+            *c.reasons.entry(reason.to_owned()).or_default() += 1;
+        });
+    }
+
+    /// The current figures.
+    pub fn counts(&self) -> Counts {
+        self.lock().0.clone()
+    }
+
+    /// Name → value pairs for heartbeats and metrics.
+    pub fn flat(&self) -> Vec<(String, u64)> {
+        let counts = self.counts();
+        let mut flat = vec![
+            ("domain_secured.messages_received".to_owned(), counts.messages_received),
+            ("domain_secured.messages_sent".to_owned(), counts.messages_sent),
+            ("domain_secured.outbound_session_failures".to_owned(), counts.outbound_session_failures),
+            ("domain_secured.inbound_refusals".to_owned(), counts.inbound_refusals),
+        ];
+        for (domain, partner) in &counts.partners {
+            flat.push((format!("domain_secured.received.{domain}"), partner.received));
+            flat.push((format!("domain_secured.sent.{domain}"), partner.sent));
+            flat.push((format!("domain_secured.outbound_failures.{domain}"), partner.outbound_failures));
+            flat.push((format!("domain_secured.inbound_refusals.{domain}"), partner.inbound_refusals));
+        }
+        for (reason, count) in &counts.reasons {
+            flat.push((format!("domain_secured.failure_reason.{reason}"), *count));
+        }
+        flat
+    }
+
+    /// Writes the counters if they changed since the last save (called periodically and at shutdown).
+    pub fn save(&self) {
+        let (counts, dirty) = {
+            let mut state = self.lock();
+            let snapshot = (state.0.clone(), state.1);
+            state.1 = false;
+            snapshot
+        };
+        if !dirty {
+            return;
+        }
+        let text = toml::to_string(&counts).unwrap_or_default();
+        if let Err(error) = write_atomic(&self.path, text.as_bytes(), 0o644) {
+            warn!(%error, "cannot save the Domain Security counters");
+            self.lock().1 = true;
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Counts)) {
+        let mut state = self.lock();
+        change(&mut state.0);
+        state.1 = true;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Counts, bool)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let counters = DomainSecurityCounters::load(dir.path());
+        counters.received("woodgrovebank.com");
+        counters.sent("woodgrovebank.com");
+        counters.sent("woodgrovebank.com");
+        counters.outbound_failure("fabrikam.com", "name-mismatch");
+        counters.save();
+        let reloaded = DomainSecurityCounters::load(dir.path());
+        let counts = reloaded.counts();
+        assert_eq!((counts.messages_received, counts.messages_sent, counts.outbound_session_failures), (1, 2, 1));
+        assert_eq!(counts.partners["fabrikam.com"].outbound_failures, 1);
+        assert_eq!(counts.reasons["name-mismatch"], 1);
+        let flat: BTreeMap<String, u64> = reloaded.flat().into_iter().collect();
+        assert_eq!(flat["domain_secured.sent.woodgrovebank.com"], 2);
+        assert_eq!(flat["domain_secured.failure_reason.name-mismatch"], 1);
+    }
+}
