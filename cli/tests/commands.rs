@@ -55,6 +55,25 @@ async fn the_papers_configuration_through_dsctl(pool: PgPool) {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["tls_send_domain_secure_list"], serde_json::json!(["woodgrovebank.com", "fabrikam.com"]));
     assert_eq!(json["tls_receive_domain_secure_list"], serde_json::json!(["woodgrovebank.com"]));
+    // The paper's proxycfg -p proxy "<local>": where edges fetch CRLs.
+    let out = ok(
+        &admin,
+        &[
+            "transport-config",
+            "set",
+            "--crl-proxy",
+            "http://proxy.contoso.com:3128",
+            "--crl-proxy-bypass",
+            "<local>;*.contoso.com",
+        ],
+    )
+    .await;
+    assert!(out.contains("CRLProxy                    http://proxy.contoso.com:3128"), "{out}");
+    assert!(out.contains("CRLProxyBypass              <local>,*.contoso.com"), "{out}");
+    let run = dsctl(Some(&admin), &["transport-config", "set", "--crl-proxy", "ftp://proxy"]).await;
+    assert!(run.stderr.contains("crl_proxy \"ftp://proxy\": must be http://host:port"), "{}", run.stderr);
+    let out = ok(&admin, &["transport-config", "set", "--crl-proxy", "none"]).await;
+    assert!(out.contains("CRLProxy                    none (direct)"), "{out}");
     let out = ok(&admin, &["transport-config", "set", "--tls-send-domain-secure-list", ""]).await;
     assert!(out.contains("TLSSendDomainSecureList     -"), "'' clears: {out}");
 

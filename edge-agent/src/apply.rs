@@ -9,8 +9,9 @@ use std::{
 };
 
 use domainsec_model::{
-    AddressSpace, AuthMechanism, Binding, Domain, DomainPattern, IpRange, MessageSize, ObjectName, PermissionGroup,
-    ProtocolLoggingLevel, ReceiveConnector, Routing, SendConnector, SmartHost, TransportConfig, parse_list,
+    AddressSpace, AuthMechanism, Binding, CrlProxy, Domain, DomainPattern, IpRange, MessageSize, ObjectName,
+    PermissionGroup, ProtocolLoggingLevel, ProxyBypass, ReceiveConnector, Routing, SendConnector, SmartHost,
+    TransportConfig, parse_list,
 };
 use proto::edge as pb;
 
@@ -63,6 +64,11 @@ pub fn check_with(snapshot: &pb::Snapshot, listening: &HashSet<SocketAddr>) -> R
                 &transport.tls_receive_domain_secure_list,
                 DomainPattern::parse,
             )?,
+            crl_proxy: match transport.crl_proxy.as_str() {
+                "" => None,
+                value => Some(CrlProxy::parse(value).map_err(|e| field("crl_proxy", value, e))?),
+            },
+            crl_proxy_bypass: list("crl_proxy_bypass", &transport.crl_proxy_bypass, ProxyBypass::parse)?,
         },
         accepted_domains: list("accepted_domains", &snapshot.accepted_domains, DomainPattern::parse)?,
         send_connectors: snapshot
@@ -195,6 +201,8 @@ mod tests {
             organization: "Contoso".into(),
             edge: Some(pb::EdgeIdentity { name: "mail1".into(), fqdn: "mail1.contoso.com".into() }),
             transport_config: Some(pb::TransportConfig {
+                crl_proxy: String::new(),
+                crl_proxy_bypass: vec![],
                 tls_send_domain_secure_list: vec!["woodgrovebank.com".into()],
                 tls_receive_domain_secure_list: vec!["woodgrovebank.com".into()],
             }),
@@ -249,5 +257,17 @@ mod tests {
         let mut snapshot = sample();
         snapshot.send_connectors[0].protocol_logging_level = "chatty".into();
         assert!(check(&snapshot).unwrap_err().0.contains("protocol_logging_level \"chatty\""));
+        let mut snapshot = sample();
+        if let Some(transport) = snapshot.transport_config.as_mut() {
+            transport.crl_proxy = "ftp://proxy".into();
+        }
+        assert!(check(&snapshot).unwrap_err().0.starts_with("crl_proxy \"ftp://proxy\": must be http://host:port"));
+        let mut snapshot = sample();
+        if let Some(transport) = snapshot.transport_config.as_mut() {
+            transport.crl_proxy = "http://proxy:3128".into();
+            transport.crl_proxy_bypass = vec!["<local>".into()];
+        }
+        let config = check(&snapshot).unwrap();
+        assert_eq!(config.transport.crl_proxy.unwrap().to_string(), "http://proxy:3128");
     }
 }

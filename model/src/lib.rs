@@ -9,7 +9,7 @@
 //! - [`domain`]: DNS domain names, `*.` patterns and send-connector address spaces.
 //! - [`net`]: receive-connector bindings, smart hosts and remote IP ranges.
 //! - [`connector`]: send and receive connectors and their enumerations.
-//! - [`transport`]: the organization-wide transport config (secure-domain lists).
+//! - [`transport`]: the organization-wide transport config (secure-domain lists, CRL proxy).
 //! - [`role`]: admin roles.
 //! - [`subject`]: X.500 subject names for certificates (the paper's Appendix 1).
 //! - [`credentials`]: the admin credential bundle file.
@@ -30,7 +30,7 @@ pub use domain::{AddressSpace, Domain, DomainError, DomainPattern};
 pub use net::{Binding, IpRange, NetError, SmartHost, SmartHostName};
 pub use role::Role;
 pub use subject::{RdnType, SubjectError, SubjectName};
-pub use transport::TransportConfig;
+pub use transport::{CrlProxy, ProxyBypass, ProxyError, TransportConfig};
 
 use std::fmt;
 

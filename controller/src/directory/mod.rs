@@ -9,7 +9,7 @@
 //! - `edges`: subscriptions, fleet status, forced sync, sync tests.
 //! - `certificates`: certificate tasks and trusted roots.
 
-use domainsec_model::{Domain, DomainPattern, InvalidField, ObjectName, TransportConfig};
+use domainsec_model::{CrlProxy, Domain, DomainPattern, InvalidField, ObjectName, ProxyBypass, TransportConfig};
 use sqlx::PgPool;
 
 use crate::{
@@ -89,6 +89,10 @@ pub struct TransportConfigChange {
     pub send: ListEdit,
     /// `TLSReceiveDomainSecureList`.
     pub receive: ListEdit,
+    /// The CRL proxy: `None` keeps it, `Some(None)` fetches directly.
+    pub crl_proxy: Option<Option<CrlProxy>>,
+    /// The proxy bypass list, replaced whole when given.
+    pub crl_proxy_bypass: Option<Vec<ProxyBypass>>,
 }
 
 impl Directory {
@@ -144,6 +148,8 @@ impl Directory {
                 &before.tls_receive_domain_secure_list,
                 change.receive,
             )?,
+            crl_proxy: change.crl_proxy.unwrap_or_else(|| before.crl_proxy.clone()),
+            crl_proxy_bypass: change.crl_proxy_bypass.unwrap_or_else(|| before.crl_proxy_bypass.clone()),
         };
         db::transport::store(tx.conn(), &after).await?;
         let version = tx

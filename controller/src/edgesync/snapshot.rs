@@ -114,6 +114,8 @@ impl OrgConfig {
             transport_config: Some(pb::TransportConfig {
                 tls_send_domain_secure_list: strings(&self.transport.tls_send_domain_secure_list),
                 tls_receive_domain_secure_list: strings(&self.transport.tls_receive_domain_secure_list),
+                crl_proxy: self.transport.crl_proxy.as_ref().map(ToString::to_string).unwrap_or_default(),
+                crl_proxy_bypass: strings(&self.transport.crl_proxy_bypass),
             }),
             accepted_domains: self.accepted_domains.clone(),
             send_connectors: self

@@ -15,7 +15,7 @@ use crate::{apply::EdgeConfig, config::DomainSecuritySettings};
 use self::{
     counters::DomainSecurityCounters,
     peer::{PeerFailure, PeerRole, TrustSettings, TrustedPeer},
-    revocation::{CrlCache, RevocationSettings},
+    revocation::{CrlCache, ProxySettings, RevocationSettings},
 };
 
 /// What Domain Security shares across sessions and deliveries.
@@ -48,11 +48,22 @@ impl DomainSecurity {
         role: PeerRole,
         domain: &str,
     ) -> Result<TrustedPeer, PeerFailure> {
+        self.follow_proxy(config);
         let trust = TrustSettings {
             organization_roots: config.trusted_roots.clone(),
             platform_roots: self.settings.platform_roots,
         };
         peer::check(chain, role, domain, &trust, &self.crls).await
+    }
+
+    /// Takes the configuration's CRL proxy (from `dsctl transport-config set --crl-proxy`).
+    pub fn follow_proxy(&self, config: &EdgeConfig) {
+        let proxy = config.transport.crl_proxy.as_ref().map(ToString::to_string).unwrap_or_default();
+        let bypass: Vec<String> = config.transport.crl_proxy_bypass.iter().map(ToString::to_string).collect();
+        match ProxySettings::parse(&proxy, &bypass.join(";")) {
+            Ok(settings) => self.crls.set_proxy(settings),
+            Err(error) => tracing::warn!(%error, "CRL proxy setting not usable; fetching directly"),
+        }
     }
 
     /// The role a connecting partner's certificate is checked for.

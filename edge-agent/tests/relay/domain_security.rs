@@ -329,3 +329,24 @@ async fn prometheus_metrics_show_the_papers_counters() {
     }
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn crls_are_fetched_through_the_configured_proxy_unless_bypassed() {
+    let partners = partners(good_woodgrove).await;
+    // A proxy nobody runs: every CRL fetch through it fails (transient).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut config = (*partners.contoso.config.borrow().clone().unwrap()).clone();
+    config.transport.crl_proxy = Some(domainsec_model::CrlProxy::parse(&format!("http://{dead}")).unwrap());
+    partners.contoso.config.send_replace(Some(std::sync::Arc::new(config.clone())));
+    submit(&partners.contoso, TED, KIM, "through the proxy").await;
+    let error = queued_error(&partners.contoso).await;
+    assert!(error.contains("revocation check failed") && error.contains(&dead.to_string()), "{error}");
+    assert_eq!(partners.pki.crl_fetches.load(Ordering::SeqCst), 0, "the CRL server was not contacted directly");
+
+    // The CRL server's address bypasses the proxy: fetched directly, delivered.
+    config.transport.crl_proxy_bypass = vec![domainsec_model::ProxyBypass::parse("127.0.0.1").unwrap()];
+    partners.contoso.config.send_replace(Some(std::sync::Arc::new(config)));
+    let id = partners.contoso.relay.queue.list()[0].id.clone();
+    partners.contoso.relay.queue.retry(&id);
+    partners.woodgrove.wait_for_mail(KIM, 1).await;
+}

@@ -2,9 +2,9 @@
 //! here, once, with errors that name the field.
 
 use domainsec_model::{
-    AddressSpace, AuthMechanism, Binding, Domain, DomainPattern, InvalidField, IpRange, MessageSize, ObjectName,
-    PermissionGroup, ProtocolLoggingLevel, ReceiveConnector, Role, Routing, SendConnector, SmartHost, TransportConfig,
-    parse_set,
+    AddressSpace, AuthMechanism, Binding, CrlProxy, Domain, DomainPattern, InvalidField, IpRange, MessageSize,
+    ObjectName, PermissionGroup, ProtocolLoggingLevel, ProxyBypass, ReceiveConnector, Role, Routing, SendConnector,
+    SmartHost, TransportConfig, parse_set,
 };
 use proto::admin as pb;
 
@@ -31,6 +31,23 @@ pub fn transport_change(request: pb::SetTransportConfigRequest) -> Result<Transp
             &request.add_tls_receive_domain_secure,
             &request.remove_tls_receive_domain_secure,
         )?,
+        crl_proxy: match request.crl_proxy.as_deref() {
+            None => None,
+            Some("" | "none") => Some(None),
+            Some(value) => Some(Some(CrlProxy::parse(value).map_err(|e| InvalidField::new("crl_proxy", value, e))?)),
+        },
+        crl_proxy_bypass: request
+            .crl_proxy_bypass
+            .map(|list| {
+                list.values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        ProxyBypass::parse(v).map_err(|e| InvalidField::new(format!("crl_proxy_bypass[{i}]"), v, e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?,
     })
 }
 
@@ -62,6 +79,8 @@ pub fn transport_config(config: &TransportConfig, version: u64) -> pb::Transport
         tls_send_domain_secure_list: strings(&config.tls_send_domain_secure_list),
         tls_receive_domain_secure_list: strings(&config.tls_receive_domain_secure_list),
         config_version: version,
+        crl_proxy: config.crl_proxy.as_ref().map(ToString::to_string).unwrap_or_default(),
+        crl_proxy_bypass: strings(&config.crl_proxy_bypass),
     }
 }
 
