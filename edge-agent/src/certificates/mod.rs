@@ -12,7 +12,7 @@ mod der_name;
 mod generate;
 mod inventory;
 pub mod smtp;
-mod verify;
+pub mod verify;
 
 use std::{
     fs,
@@ -155,6 +155,13 @@ impl CertificateStore {
             verified: verification.verified,
             ..Default::default()
         })
+    }
+
+    /// The chain stored for a certificate (leaf first), DER.
+    pub fn chain(&self, thumbprint: &str) -> Option<Vec<Vec<u8>>> {
+        let text = fs::read_to_string(self.certificate_path(&normalise(thumbprint))).ok()?;
+        let blocks = pem::parse_many(&text).ok()?;
+        Some(blocks.into_iter().map(pem::Pem::into_contents).collect())
     }
 
     /// The organization's trusted roots (DER) from the current snapshot, for verify.

@@ -207,7 +207,9 @@ impl EdgeAgent {
                             result.certificates = self.certificates.inventory();
                             result
                         } else {
-                            self.certificates.execute(&task)
+                            let mut result = self.certificates.execute(&task);
+                            self.check_revocation(&task, &mut result).await;
+                            result
                         };
                         if sender.send(message(Kind::CertificateResult(result))).await.is_err() {
                             return StreamEnd::Lost("connected, then the stream closed".into());
@@ -219,6 +221,19 @@ impl EdgeAgent {
                 },
             }
         }
+    }
+
+    /// `dsctl cert verify`: the relay's CRL cache replaces the placeholder step.
+    async fn check_revocation(&self, task: &pb::CertificateTask, result: &mut pb::CertificateResult) {
+        let Some(pb::certificate_task::Action::Verify(verify)) = &task.action else { return };
+        let (Some(relay), Some(config)) = (&self.relay, self.config.borrow().clone()) else { return };
+        let Some(chain) = self.certificates.chain(&verify.thumbprint) else { return };
+        let Some(position) = result.steps.iter().position(|s| s == crate::certificates::verify::NOT_CHECKED) else {
+            return;
+        };
+        let (lines, ok) = relay.security.revocation_report(&config, &chain).await;
+        result.steps.splice(position..=position, lines);
+        result.verified &= ok;
     }
 
     fn heartbeat(&self) -> pb::Heartbeat {

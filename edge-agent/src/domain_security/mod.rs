@@ -10,6 +10,8 @@ pub mod revocation;
 
 use std::path::Path;
 
+use rustls::pki_types::CertificateDer;
+
 use crate::{apply::EdgeConfig, config::DomainSecuritySettings};
 
 use self::{
@@ -64,6 +66,38 @@ impl DomainSecurity {
             Ok(settings) => self.crls.set_proxy(settings),
             Err(error) => tracing::warn!(%error, "CRL proxy setting not usable; fetching directly"),
         }
+    }
+
+    /// `dsctl cert verify`'s revocation steps for one of our certificates: a line
+    /// per certificate of the chain (fetched, cached, unsupported `ldap://`, …) and
+    /// the verdict (false when revoked or not checkable).
+    pub async fn revocation_report(&self, config: &EdgeConfig, chain: &[Vec<u8>]) -> (Vec<String>, bool) {
+        self.follow_proxy(config);
+        let ders: Vec<CertificateDer<'_>> = chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        let mut lines = self.crls.describe(&ders).await;
+        let verdict = match self.crls.crls_for(&ders).await {
+            Ok(_) => {
+                let trust = TrustSettings {
+                    organization_roots: config.trusted_roots.clone(),
+                    platform_roots: self.settings.platform_roots,
+                };
+                match peer::revocation_only(chain, &trust, &self.crls).await {
+                    Ok(()) => {
+                        lines.push("revocation: ok; not on any CRL".to_owned());
+                        true
+                    }
+                    Err(failure) => {
+                        lines.push(format!("revocation: FAILED: {failure}"));
+                        false
+                    }
+                }
+            }
+            Err(error) => {
+                lines.push(format!("revocation: FAILED: {error}"));
+                false
+            }
+        };
+        (lines, verdict)
     }
 
     /// The role a connecting partner's certificate is checked for.

@@ -150,6 +150,31 @@ pub async fn check(
     Ok(peer)
 }
 
+/// Only the revocation part of [`check`], for one of our own certificates
+/// (`dsctl cert verify`): the chain with its CRLs, for server authentication.
+pub async fn revocation_only(chain: &[Vec<u8>], trust: &TrustSettings, crls: &CrlCache) -> Result<(), PeerFailure> {
+    let ders: Vec<CertificateDer<'_>> = chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+    let first = ders.first().ok_or(PeerFailure::NoCertificate)?;
+    let root_ders: Vec<CertificateDer<'_>> =
+        trust.organization_roots.iter().map(|r| CertificateDer::from(r.as_slice())).collect();
+    let mut anchors: Vec<TrustAnchor<'_>> = root_ders.iter().filter_map(|d| anchor_from_trusted_cert(d).ok()).collect();
+    if trust.platform_roots {
+        anchors.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    let end_entity = EndEntityCert::try_from(first).map_err(|e| PeerFailure::Untrusted(format!("{e:?}")))?;
+    let lists = crls.crls_for(&ders).await.map_err(|e| PeerFailure::RevocationUnavailable(e.to_string()))?;
+    let lists: Vec<CertRevocationList<'_>> = lists.into_iter().map(CertRevocationList::from).collect();
+    let references: Vec<&CertRevocationList<'_>> = lists.iter().collect();
+    let builder = RevocationOptionsBuilder::new(&references)
+        .map_err(|_| PeerFailure::RevocationUnsupported("no CRL for this chain".to_owned()))?;
+    let options = builder
+        .with_depth(RevocationCheckDepth::Chain)
+        .with_status_policy(UnknownStatusPolicy::Deny)
+        .with_expiration_policy(ExpirationPolicy::Enforce)
+        .build();
+    verify_usage(&end_entity, &anchors, &ders[1..], PeerRole::Server, Some(options)).map(|_| ())
+}
+
 /// One path-building run; returns the role that passed (a client may pass as a server).
 fn verify_usage(
     end_entity: &EndEntityCert<'_>,

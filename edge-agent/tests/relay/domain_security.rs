@@ -350,3 +350,27 @@ async fn crls_are_fetched_through_the_configured_proxy_unless_bypassed() {
     partners.contoso.relay.queue.retry(&id);
     partners.woodgrove.wait_for_mail(KIM, 1).await;
 }
+
+#[tokio::test]
+async fn cert_verify_reports_revocation_for_each_certificate() {
+    let pki = TestPki::new("Public").await;
+    let config = organization("contoso.com", "mail1.contoso.com", "woodgrovebank.com", &pki.root_der);
+    let contoso = TestRelay::start(config.clone(), test_settings()).await;
+    let leaf = pki.issue(LeafSpec::new(&["mail1.contoso.com"]));
+    let chain = vec![leaf.der.clone(), pki.root_der.clone()];
+    let (lines, ok) = contoso.relay.security.revocation_report(&config, &chain).await;
+    assert!(ok, "{lines:?}");
+    assert!(lines[0].contains(&format!("CRL {} fetched (next update", pki.crl_url)), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("self-signed root, no CRL to check")), "{lines:?}");
+    assert_eq!(lines.last().unwrap(), "revocation: ok; not on any CRL");
+
+    pki.revoke(leaf.serial);
+    let fresh = TestRelay::start(
+        organization("contoso.com", "mail1.contoso.com", "woodgrovebank.com", &pki.root_der),
+        test_settings(),
+    )
+    .await;
+    let (lines, ok) = fresh.relay.security.revocation_report(&config, &chain).await;
+    assert!(!ok);
+    assert_eq!(lines.last().unwrap(), "revocation: FAILED: certificate revoked", "{lines:?}");
+}

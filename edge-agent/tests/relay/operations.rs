@@ -133,5 +133,40 @@ async fn operators_list_retry_and_remove_queued_mail_and_read_protocol_logs(pool
         .await
         .unwrap_err();
     assert!(bad.message().starts_with("message_id \"../x\": queue ids are hexadecimal"), "{}", bad.message());
+
+    // dsctl cert verify on an edge whose relay runs: the revocation step comes from the CRL cache.
+    let made = admin
+        .new_certificate(pb::NewCertificateRequest {
+            edge: "mail1".into(),
+            subject_name: "CN=mail1.contoso.com".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let made = wait_task(&mut admin, &made.tasks[0].id).await;
+    let queued = admin
+        .verify_certificate(pb::VerifyCertificateRequest { edge: "mail1".into(), thumbprint: made.thumbprint })
+        .await
+        .unwrap()
+        .into_inner();
+    let report = wait_task(&mut admin, &queued.tasks[0].id).await;
+    assert!(!report.steps.iter().any(|s| s.starts_with("revocation: not checked")), "{:?}", report.steps);
+    assert!(report.steps.iter().any(|s| s.contains("self-signed root, no CRL to check")), "{:?}", report.steps);
     shutdown.cancel();
+}
+
+async fn wait_task(
+    admin: &mut proto::admin::admin_client::AdminClient<tonic::transport::Channel>,
+    id: &str,
+) -> pb::CertificateTask {
+    eventually("the certificate task", || {
+        let mut admin = admin.clone();
+        let id = id.to_owned();
+        async move {
+            let task = admin.get_certificate_task(pb::GetCertificateTaskRequest { id }).await.unwrap().into_inner();
+            (task.state != "queued").then_some(task)
+        }
+    })
+    .await
 }
