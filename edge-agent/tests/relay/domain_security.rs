@@ -374,3 +374,59 @@ async fn cert_verify_reports_revocation_for_each_certificate() {
     assert!(!ok);
     assert_eq!(lines.last().unwrap(), "revocation: FAILED: certificate revoked", "{lines:?}");
 }
+
+#[tokio::test]
+async fn intermediates_sent_by_the_partner_complete_the_chain() {
+    let partners = partners(|pki| {
+        let issuing = pki.intermediate("Woodgrove Issuing CA");
+        let leaf = pki.issue_from(&issuing, LeafSpec::new(&["mail.woodgrovebank.com"]));
+        // The partner presents leaf + issuing CA; only the root is trusted here.
+        leaf.with_chain(issuing.der)
+    })
+    .await;
+    submit(&partners.contoso, TED, KIM, "via an issuing CA").await;
+    partners.woodgrove.wait_for_mail(KIM, 1).await;
+    assert_eq!(counts(&partners.contoso).messages_sent, 1);
+}
+
+#[tokio::test]
+async fn a_cross_certificate_lets_a_partners_private_root_chain_to_ours() {
+    let public = TestPki::new("Public").await;
+    let private = TestPki::new("Woodgrove Private").await;
+    // Contoso trusts only Public and the cross-certificate Public issued for Woodgrove's private root.
+    let mut config = organization("contoso.com", "mail1.contoso.com", "woodgrovebank.com", &public.root_der);
+    config.trusted_roots.push(public.cross_certify(&private));
+    let mut settings = test_settings();
+    settings.domain_security.platform_roots = false;
+    let contoso = TestRelay::start(config, settings).await;
+    install(&contoso, &public.issue(LeafSpec::new(&["mail1.contoso.com"])), &[&public.root_der]);
+    let woodgrove_leaf = private.issue(LeafSpec::new(&["mail.woodgrovebank.com"]));
+    assert!(mail_from_partner(&contoso, Some(&woodgrove_leaf)).await.starts_with("250 2.1.0"));
+
+    // Without the cross-certificate the same partner is not trusted.
+    let mut bare = organization("contoso.com", "mail1.contoso.com", "woodgrovebank.com", &public.root_der);
+    bare.trusted_roots.truncate(1);
+    let mut settings = test_settings();
+    settings.domain_security.platform_roots = false;
+    let strict = TestRelay::start(bare, settings).await;
+    install(&strict, &public.issue(LeafSpec::new(&["mail1.contoso.com"])), &[&public.root_der]);
+    let reply = mail_from_partner(&strict, Some(&woodgrove_leaf)).await;
+    assert!(reply.starts_with("550 5.7.5") && reply.contains("not trusted"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_partners_only_connector_takes_verified_partners_and_no_one_else() {
+    let pki = TestPki::new("Public").await;
+    let mut config = organization("contoso.com", "mail1.contoso.com", "woodgrovebank.com", &pki.root_der);
+    config.receive_connectors[0].permission_groups = vec![PermissionGroup::Partners];
+    let mut settings = test_settings();
+    settings.domain_security.platform_roots = false;
+    let contoso = TestRelay::start(config, settings).await;
+    install(&contoso, &pki.issue(LeafSpec::new(&["mail1.contoso.com"])), &[&pki.root_der]);
+    let partner = pki.issue(LeafSpec::new(&["mail.woodgrovebank.com"]));
+    assert!(mail_from_partner(&contoso, Some(&partner)).await.starts_with("250 2.1.0"));
+    let mut anonymous = Client::connect(contoso.address("Inet")).await;
+    anonymous.command("EHLO mail.fabrikam.com", 250).await;
+    let reply = anonymous.command("MAIL FROM:<jo@fabrikam.com>", 530).await;
+    assert!(reply.contains("5.7.1 Client was not authenticated"), "{reply}");
+}
