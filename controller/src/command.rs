@@ -40,10 +40,13 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// Serve the admin gRPC API.
+    /// Serve the admin gRPC API and the edge port.
     Serve {
         #[command(flatten)]
         common: CommonArgs,
+        /// Serve Prometheus metrics (connected edges, pushes, ACK latency) on this address.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Manage admin credentials.
     #[command(subcommand)]
@@ -188,7 +191,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve { common } => serve(common.resolve()?).await,
+        Command::Serve { common, metrics_listen } => serve(common.resolve()?, metrics_listen).await,
         Command::RotateEdgeCertificate { step, common } => {
             let config = common.resolve()?;
             let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
@@ -257,7 +260,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, metrics_listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("bind the admin API to {}", config.admin_listen))?;
@@ -271,7 +274,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         signal.cancel();
     });
-    controller::run(config, controller::Listeners { admin, edge }, shutdown).await
+    let metrics = match metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("bind the metrics listener to {address}"))?,
+        ),
+        None => None,
+    };
+    controller::run(config, controller::Listeners { admin, edge, metrics }, shutdown).await
 }
 
 async fn wait_for_signal() {

@@ -13,6 +13,7 @@
 //! - [`directory`]: the operations, authorised per [`authz`] role.
 //! - [`grpc`]: the admin API over mutual TLS.
 //! - [`edgesync`]: the edge port: subscription and EdgeSync with direct trust.
+//! - [`metrics`]: Prometheus text on `--metrics-listen` (connected edges, pushes, ACK latency).
 
 pub mod authz;
 pub mod bootstrap;
@@ -22,6 +23,7 @@ pub mod directory;
 pub mod edgesync;
 pub mod fingerprint;
 pub mod grpc;
+pub mod metrics;
 pub mod pki;
 pub mod rotation;
 pub mod seal;
@@ -40,6 +42,8 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// The edge port (subscription and EdgeSync).
     pub edge: TcpListener,
+    /// Prometheus metrics, when asked for.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Runs the controller on already bound listeners until `shutdown`.
@@ -82,6 +86,10 @@ pub async fn serve(
         seal: seal.clone(),
     };
     let (handle, edge_task) = edgesync::start(pool.clone(), port, shutdown.clone()).await?;
+    if let Some(listener) = listeners.metrics {
+        tracing::info!(address = %listener.local_addr()?, "serving Prometheus metrics");
+        tokio::spawn(metrics::serve(listener, handle.fleet.clone(), shutdown.clone()));
+    }
     let directory = directory::Directory::new(pool).with_edge_side(directory::EdgeSide {
         endpoints: config.edge_endpoints.clone(),
         handle,

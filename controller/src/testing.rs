@@ -106,7 +106,7 @@ impl TestController {
         let token = shutdown.clone();
         let serve_pool = pool.clone();
         let task = tokio::spawn(async move {
-            let listeners = crate::Listeners { admin, edge };
+            let listeners = crate::Listeners { admin, edge, metrics: None };
             if let Err(error) = crate::serve(serve_pool, &config, listeners, token).await {
                 eprintln!("test controller stopped: {error:#}");
             }

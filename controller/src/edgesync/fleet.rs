@@ -48,6 +48,16 @@ impl Fleet {
         handle
     }
 
+    /// Streams held now.
+    pub fn len(&self) -> usize {
+        self.streams.lock().map_or(0, |streams| streams.len())
+    }
+
+    /// True when this replica holds no stream.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets a stream that ended (unless a newer one replaced it).
     pub fn unregister(&self, edge: &str, handle: &StreamHandle) {
         if let Ok(mut streams) = self.streams.lock()

@@ -234,6 +234,7 @@ impl EdgeStream {
             return Err("edge went away");
         }
         debug!(version, "pushed snapshot");
+        crate::metrics::METRICS.pushed();
         self.in_flight = Some((version, tokio::time::Instant::now() + ACK_TIMEOUT));
         self.sent_or_applied = self.sent_or_applied.max(version);
         self.force = false;
@@ -297,7 +298,11 @@ impl EdgeStream {
             }
             Some(Kind::Ack(ack)) => {
                 debug!(version = ack.version, "ACK");
-                if self.in_flight.is_some_and(|(v, _)| v == ack.version) {
+                if let Some((version, deadline)) = self.in_flight
+                    && version == ack.version
+                {
+                    let sent = deadline.checked_sub(ACK_TIMEOUT).unwrap_or(deadline);
+                    crate::metrics::METRICS.acked(sent.elapsed());
                     self.in_flight = None;
                 }
                 self.state.last_version_acked = i64::try_from(ack.version).ok();
@@ -305,6 +310,7 @@ impl EdgeStream {
                 self.state.section_digests = Json(ack.section_digests.into_iter().collect());
             }
             Some(Kind::Nack(nack)) => {
+                crate::metrics::METRICS.nacked();
                 warn!(version = nack.version, reason = %nack.reason, "NACK: the edge keeps its last good configuration");
                 if self.in_flight.is_some_and(|(v, _)| v == nack.version) {
                     self.in_flight = None;

@@ -1,0 +1,158 @@
+//! The controller's own figures in Prometheus text format (`serve --metrics-listen`):
+//! edges connected to this replica, snapshots pushed, ACKs and NACKs, and the time
+//! from a push to its ACK.
+
+use std::{
+    fmt::Write as _,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::edgesync::Fleet;
+
+/// Counters shared by every stream of this process.
+pub static METRICS: Metrics = Metrics::new();
+
+/// Push and ACK counters with an ACK latency histogram.
+#[derive(Debug)]
+pub struct Metrics {
+    pushes: AtomicU64,
+    acks: AtomicU64,
+    nacks: AtomicU64,
+    latency_sum_micros: AtomicU64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+}
+
+/// Upper bounds of the ACK latency buckets, in seconds.
+const BUCKETS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0];
+
+impl Metrics {
+    const fn new() -> Self {
+        Self {
+            pushes: AtomicU64::new(0),
+            acks: AtomicU64::new(0),
+            nacks: AtomicU64::new(0),
+            latency_sum_micros: AtomicU64::new(0),
+            latency_buckets: [const { AtomicU64::new(0) }; BUCKETS.len()],
+        }
+    }
+
+    /// A snapshot was pushed.
+    pub fn pushed(&self) {
+        self.pushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The push was ACKed after `latency`.
+    pub fn acked(&self, latency: Duration) {
+        self.acks.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
+        let seconds = latency.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The push was refused.
+    pub fn nacked(&self) {
+        self.nacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text.
+    pub fn render(&self, connected: usize) -> String {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP domainsec_controller_connected_edges Edges with a sync stream to this replica");
+        let _ = writeln!(
+            out,
+            "# TYPE domainsec_controller_connected_edges gauge\ndomainsec_controller_connected_edges {connected}"
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE domainsec_controller_pushes_total counter\ndomainsec_controller_pushes_total {}",
+            read(&self.pushes)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE domainsec_controller_acks_total counter\ndomainsec_controller_acks_total {}",
+            read(&self.acks)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE domainsec_controller_nacks_total counter\ndomainsec_controller_nacks_total {}",
+            read(&self.nacks)
+        );
+        let _ = writeln!(out, "# HELP domainsec_controller_ack_latency_seconds Push to ACK");
+        let _ = writeln!(out, "# TYPE domainsec_controller_ack_latency_seconds histogram");
+        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(out, "domainsec_controller_ack_latency_seconds_bucket{{le=\"{bound}\"}} {}", read(bucket));
+        }
+        let acks = read(&self.acks);
+        let _ = writeln!(out, "domainsec_controller_ack_latency_seconds_bucket{{le=\"+Inf\"}} {acks}");
+        let sum = read(&self.latency_sum_micros) as f64 / 1_000_000.0;
+        let _ = writeln!(out, "domainsec_controller_ack_latency_seconds_sum {sum}");
+        let _ = writeln!(out, "domainsec_controller_ack_latency_seconds_count {acks}");
+        out
+    }
+}
+
+/// Serves [`METRICS`] (and the replica's connected edges) on `listener` until `shutdown`.
+pub async fn serve(listener: tokio::net::TcpListener, fleet: Arc<Fleet>, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let fleet = fleet.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |_request| {
+                let body = METRICS.render(fleet.len());
+                async move {
+                    hyper::Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4")
+                        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_latency_lands_in_cumulative_buckets() {
+        let metrics = Metrics::new();
+        metrics.pushed();
+        metrics.pushed();
+        metrics.acked(Duration::from_millis(30));
+        metrics.acked(Duration::from_millis(700));
+        metrics.nacked();
+        let text = metrics.render(3);
+        for line in [
+            "domainsec_controller_connected_edges 3",
+            "domainsec_controller_pushes_total 2",
+            "domainsec_controller_acks_total 2",
+            "domainsec_controller_nacks_total 1",
+            "domainsec_controller_ack_latency_seconds_bucket{le=\"0.01\"} 0",
+            "domainsec_controller_ack_latency_seconds_bucket{le=\"0.05\"} 1",
+            "domainsec_controller_ack_latency_seconds_bucket{le=\"1\"} 2",
+            "domainsec_controller_ack_latency_seconds_bucket{le=\"+Inf\"} 2",
+            "domainsec_controller_ack_latency_seconds_sum 0.73",
+            "domainsec_controller_ack_latency_seconds_count 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
+    }
+}
