@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
-# DomainSec quickstart: a controller for "Contoso" and its two edges (mail1 and
-# mail2, as in the white paper) on loopback, configured with dsctl the way the
-# paper's walkthrough configures Exchange, with the edges kept in sync.
+# DomainSec quickstart: the white paper's walkthrough on loopback. Two organizations,
+# each with its own database and controller: Contoso (edges mail1.contoso.com and
+# mail2.mail.contoso.com) and Woodgrove Bank (edge mail.woodgrovebank.com). A test CA
+# that both trust (the paper's shared third-party CA) signs their edges' certificate
+# requests and serves its CRL over HTTP. Everything is configured with dsctl as the
+# paper configures Exchange; then mail flows both ways Domain Secured, and a revoked
+# partner certificate is refused.
 #
-#   ./deploy/quickstart.sh          build, start, configure, and leave it running
+#   ./deploy/quickstart.sh          build, start, configure, send mail, and leave it running
 #   ./deploy/quickstart.sh stop     stop everything it started and remove its files
 #
 # Everything lives in .quickstart/ in the project; PostgreSQL is found or started
-# by deploy/postgres-local.sh (the database it uses is dropped on stop).
+# by deploy/postgres-local.sh (the databases it uses are dropped on stop).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$root/.quickstart"
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
-admin_port="${DOMAINSEC_ADMIN_PORT:-50052}"
-edge_port="${DOMAINSEC_EDGE_PORT:-50051}"
-database="domainsec_quickstart"
+contoso_admin="${DOMAINSEC_ADMIN_PORT:-50052}"
+contoso_sync="${DOMAINSEC_EDGE_PORT:-50051}"
+woodgrove_admin=50062
+woodgrove_sync=50061
+crl_port=8089
+databases="domainsec_contoso domainsec_woodgrove"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-# Prints a command (paths relative to the project, arguments with spaces quoted), then runs it.
 show() {
   local line='$' arg
   for arg in "$@"; do
     arg="${arg#"$root"/}"
     case "$arg" in
-      *[[:space:]\*\,]* | '') line+=" '$arg'" ;;
+      *[[:space:]\*\,\<]* | '') line+=" '$arg'" ;;
       *) line+=" $arg" ;;
     esac
   done
@@ -46,13 +52,14 @@ stop_pid() {  # stop_pid FILE NAME
 }
 
 stop() {
-  for pidfile in "$work"/edge-*.pid; do
-    [ -e "$pidfile" ] && stop_pid "$pidfile" "edge $(basename "$pidfile" .pid | sed 's/^edge-//')"
+  for pidfile in "$work"/*.pid; do
+    [ -e "$pidfile" ] && stop_pid "$pidfile" "$(basename "$pidfile" .pid)"
   done
-  stop_pid "$work/controller.pid" "the controller"
   if [ -f "$work/database-url" ]; then
-    psql "$(cat "$work/database-url")" -qc "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
-    echo "dropped database $database"
+    for database in $databases; do
+      psql "$(cat "$work/database-url")" -qc "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
+    done
+    echo "dropped databases $databases"
   fi
   if [ -f "$work/started-postgres" ]; then "$root/deploy/postgres-local.sh" stop; fi
   rm -rf "$work"
@@ -61,127 +68,152 @@ stop() {
 
 if [ "${1:-}" = stop ]; then stop; exit 0; fi
 
-if [ -f "$work/controller.pid" ] && kill -0 "$(cat "$work/controller.pid")" 2>/dev/null; then
+if ls "$work"/*.pid >/dev/null 2>&1; then
   echo "The quickstart is already running. Stop it first: ./deploy/quickstart.sh stop"
   exit 1
 fi
 rm -rf "$work"
 mkdir -p "$work"
 
+wait_for() {  # wait_for SECONDS WHAT COMMAND...
+  local deadline=$((SECONDS + $1)) what="$2"; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then echo "gave up waiting for $what"; return 1; fi
+    sleep 0.2
+  done
+}
+
 step "PostgreSQL"
 had_server=yes
 (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || had_server=no
 server="$("$root/deploy/postgres-local.sh")"
 [ "$had_server" = no ] && [ -z "${DATABASE_URL:-}" ] && touch "$work/started-postgres"
-url="$(server_url "$server" "$database")"
 echo "$server" > "$work/database-url"
-psql "$server" -qc "DROP DATABASE IF EXISTS $database" -c "CREATE DATABASE $database" >/dev/null
+for database in $databases; do
+  psql "$server" -qc "DROP DATABASE IF EXISTS $database" -c "CREATE DATABASE $database" >/dev/null
+done
+echo "databases $databases on $server"
 
 step "Build (release)"
 (cd "$root" && cargo build --release --bins)
 
-step "Create the organization (domainsec-controller init)"
-show "$bin/domainsec-controller" init --org Contoso --database-url "$url" \
-  --state-dir "$work/state" --out-admin "$work/admin.toml" --controller "127.0.0.1:$admin_port"
+step "A test CA both organizations trust (the paper's third-party CA), its CRL served on 127.0.0.1:$crl_port"
+show "$bin/domainsec-testca" init --dir "$work/ca"
+"$bin/domainsec-testca" serve --dir "$work/ca" --listen "127.0.0.1:$crl_port" --next-update 15s > "$work/crl.log" 2>&1 &
+echo $! > "$work/crl-server.pid"
+wait_for 10 "the CRL server" bash -c "exec 3<>/dev/tcp/127.0.0.1/$crl_port"
 
-step "Start the controller (domainsec-controller serve)"
-"$bin/domainsec-controller" serve --database-url "$url" --state-dir "$work/state" \
-  --admin-listen "127.0.0.1:$admin_port" --edge-listen "127.0.0.1:$edge_port" > "$work/controller.log" 2>&1 &
-echo $! > "$work/controller.pid"
-export DSCTL_CREDENTIALS="$work/admin.toml"
-deadline=$((SECONDS + 30))
-until "$bin/dsctl" whoami >/dev/null 2>&1; do
-  if ! kill -0 "$(cat "$work/controller.pid")" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-    echo "the controller did not start; its log:"; cat "$work/controller.log"; exit 1
-  fi
-  sleep 0.2
-done
-echo "controller pid $(cat "$work/controller.pid"), admin API on 127.0.0.1:$admin_port, edge port on 127.0.0.1:$edge_port, log $work/controller.log"
-dsctl() { show "$bin/dsctl" "$@"; }
+# start_org NAME ORG ADMIN_PORT SYNC_PORT: a controller with its own database and credentials.
+start_org() {
+  local name="$1" org="$2" admin="$3" sync="$4"
+  local url; url="$(server_url "$server" "domainsec_$name")"
+  show "$bin/domainsec-controller" init --org "$org" --database-url "$url" --state-dir "$work/$name/state" \
+    --out-admin "$work/$name/admin.toml" --controller "127.0.0.1:$admin"
+  "$bin/domainsec-controller" serve --database-url "$url" --state-dir "$work/$name/state" \
+    --admin-listen "127.0.0.1:$admin" --edge-listen "127.0.0.1:$sync" > "$work/$name/controller.log" 2>&1 &
+  echo $! > "$work/controller-$name.pid"
+  wait_for 30 "the $org controller" "$bin/dsctl" --credentials "$work/$name/admin.toml" whoami
+  echo "$org: controller pid $(cat "$work/controller-$name.pid"), admin API 127.0.0.1:$admin, edge port 127.0.0.1:$sync"
+}
+contoso() { show "$bin/dsctl" --credentials "$work/contoso/admin.toml" "$@"; }
+woodgrove() { show "$bin/dsctl" --credentials "$work/woodgrove/admin.toml" "$@"; }
 
-step "Accepted domains and edges"
-dsctl accepted-domain add contoso.com
-dsctl accepted-domain add mail.contoso.com
-dsctl edge add mail1 --fqdn mail1.contoso.com
-dsctl edge add mail2 --fqdn mail2.mail.contoso.com
-
-step "Outbound Domain Security: Set-TransportConfig -TLSSendDomainSecureList woodgrovebank.com"
-dsctl transport-config set --tls-send-domain-secure-list woodgrovebank.com
-dsctl send-connector new Internet --address-spaces '*' --dns-routing --source-edges mail1,mail2 \
+step "Contoso: controller, accepted domains, edges, Domain Security (Set-TransportConfig, connectors)"
+mkdir -p "$work/contoso" "$work/woodgrove"
+start_org contoso Contoso "$contoso_admin" "$contoso_sync"
+contoso accepted-domain add contoso.com
+contoso accepted-domain add mail.contoso.com
+contoso edge add mail1 --fqdn mail1.contoso.com
+contoso edge add mail2 --fqdn mail2.mail.contoso.com
+contoso transport-config set --tls-send-domain-secure-list woodgrovebank.com --tls-receive-domain-secure-list woodgrovebank.com
+contoso send-connector new Internet --address-spaces '*' --dns-routing --source-edges mail1,mail2 \
   --domain-secure-enabled true --protocol-logging-level verbose
-
-step "Inbound Domain Security: Set-TransportConfig -TLSReceiveDomainSecureList woodgrovebank.com"
-dsctl transport-config set --tls-receive-domain-secure-list woodgrovebank.com
-# Loopback ports here; a real edge binds 0.0.0.0:25.
 for pair in mail1:2525 mail2:2526; do
-  edge="${pair%%:*}"
-  dsctl receive-connector new Inet --edge "$edge" --bindings "127.0.0.1:${pair##*:}" \
+  contoso receive-connector new Inet --edge "${pair%%:*}" --bindings "127.0.0.1:${pair##*:}" \
     --domain-secure-enabled true --auth-mechanism tls --permission-groups anonymous-users,partners \
     --protocol-logging-level verbose
 done
+contoso receive-connector new FromHub --edge mail1 --bindings 127.0.0.1:2527 --remote-ip-ranges 127.0.0.1 \
+  --permission-groups exchange-servers --auth-mechanism tls
 
-step "Read it back"
-dsctl transport-config get
-dsctl send-connector list
-dsctl receive-connector list
+step "Woodgrove Bank: the same on its side, for contoso.com"
+start_org woodgrove "Woodgrove Bank" "$woodgrove_admin" "$woodgrove_sync"
+woodgrove accepted-domain add woodgrovebank.com
+woodgrove edge add mail --fqdn mail.woodgrovebank.com
+woodgrove transport-config set --tls-send-domain-secure-list contoso.com --tls-receive-domain-secure-list contoso.com
+woodgrove send-connector new Internet --address-spaces '*' --dns-routing --source-edges mail \
+  --domain-secure-enabled true --protocol-logging-level verbose
+woodgrove receive-connector new Inet --edge mail --bindings 127.0.0.1:2535 --domain-secure-enabled true \
+  --auth-mechanism tls --permission-groups anonymous-users,partners --protocol-logging-level verbose
+woodgrove receive-connector new FromHub --edge mail --bindings 127.0.0.1:2537 --remote-ip-ranges 127.0.0.1 \
+  --permission-groups exchange-servers --auth-mechanism tls
 
-step "Subscribe the edges (New-EdgeSubscription) and run them"
-for edge in mail1 mail2; do
-  dsctl edge new-subscription "$edge" --out "$work/$edge.subscription"
-  show "$bin/domainsec-edge" subscribe --file "$work/$edge.subscription" --data-dir "$work/edges/$edge"
-  "$bin/domainsec-edge" run --data-dir "$work/edges/$edge" --heartbeat-interval 5s > "$work/edge-$edge.log" 2>&1 &
-  echo $! > "$work/edge-$edge.pid"
-  echo "edge $edge running (pid $!, log $work/edge-$edge.log)"
+step "Subscribe and run the edges (no DNS here: each edge.toml has static MX records)"
+cat > "$work/contoso/edge.toml" <<'TOML'
+[dns]
+static_only = true
+[dns.mx]
+"woodgrovebank.com" = [{ preference = 10, exchange = "mail.woodgrovebank.com" }]
+[dns.hosts]
+"mail.woodgrovebank.com" = ["127.0.0.1:2535"]
+TOML
+cat > "$work/woodgrove/edge.toml" <<'TOML'
+[dns]
+static_only = true
+[dns.mx]
+"contoso.com" = [{ preference = 10, exchange = "mail1.contoso.com" }, { preference = 20, exchange = "mail2.mail.contoso.com" }]
+[dns.hosts]
+"mail1.contoso.com" = ["127.0.0.1:2525"]
+"mail2.mail.contoso.com" = ["127.0.0.1:2526"]
+TOML
+metrics_port=9325
+for spec in contoso:mail1 contoso:mail2 woodgrove:mail; do
+  org="${spec%%:*}"; edge="${spec#*:}"
+  show "$bin/dsctl" --credentials "$work/$org/admin.toml" edge new-subscription "$edge" --out "$work/$org/$edge.subscription"
+  show "$bin/domainsec-edge" subscribe --file "$work/$org/$edge.subscription" --data-dir "$work/$org/edges/$edge"
+  "$bin/domainsec-edge" run --data-dir "$work/$org/edges/$edge" --config "$work/$org/edge.toml" \
+    --heartbeat-interval 2s --metrics-listen "127.0.0.1:$metrics_port" > "$work/$org/edge-$edge.log" 2>&1 &
+  echo $! > "$work/edge-$org-$edge.pid"
+  echo "edge $edge ($org) running: pid $!, log $work/$org/edge-$edge.log, metrics http://127.0.0.1:$metrics_port/"
+  metrics_port=$((metrics_port + 1))
 done
 
-# Waits until every edge runs the current configuration (Test-EdgeSynchronization).
-wait_in_sync() {
-  local deadline=$((SECONDS + 30))
-  until "$bin/dsctl" -o json edge test-sync | grep -q '"in_sync": true' \
-      && ! "$bin/dsctl" -o json edge test-sync | grep -q '"in_sync": false'; do
-    if [ "$SECONDS" -ge "$deadline" ]; then echo "the edges did not sync within 30 s"; return 1; fi
-    sleep 0.2
-  done
-}
-wait_in_sync
-dsctl edge test-sync
+in_sync() { ! "$bin/dsctl" --credentials "$1" -o json edge test-sync | grep -q '"in_sync": false' \
+  && "$bin/dsctl" --credentials "$1" -o json edge test-sync | grep -q '"in_sync": true'; }
+wait_for 30 "Contoso's edges to sync" in_sync "$work/contoso/admin.toml"
+wait_for 30 "Woodgrove's edge to sync" in_sync "$work/woodgrove/admin.toml"
+contoso edge test-sync
 
-step "Change the partner list; EdgeSync pushes it to both edges"
-dsctl transport-config set --add-tls-send-domain-secure fabrikam.com --add-tls-receive-domain-secure fabrikam.com
-wait_in_sync
-dsctl fleet status
-dsctl edge sync --all
-
-step "Certificates: a request on each edge (New-ExchangeCertificate -GenerateRequest), signed by a test CA"
-"$bin/domainsec-testca" init --dir "$work/ca"
-for pair in mail1:mail1.contoso.com mail2:mail2.mail.contoso.com; do
-  edge="${pair%%:*}"; fqdn="${pair#*:}"
-  dsctl cert new --edge "$edge" --subject-name "C=US, O=contoso corp, CN=$fqdn" --domain-name mail.contoso.com \
-    --friendly-name "Internet certificate" --generate-request --path "$work/$edge.req" --enable smtp
-  show "$bin/domainsec-testca" sign --dir "$work/ca" --csr "$work/$edge.req" --out "$work/$edge.cer"
-  dsctl cert import --edge "$edge" --path "$work/$edge.cer"
+step "Certificates: a request on each edge (New-ExchangeCertificate -GenerateRequest), signed by the test CA"
+for spec in contoso:mail1:mail1.contoso.com:mail.contoso.com contoso:mail2:mail2.mail.contoso.com:mail.contoso.com \
+    woodgrove:mail:mail.woodgrovebank.com:mail.woodgrovebank.com; do
+  IFS=: read -r org edge fqdn name <<< "$spec"
+  show "$bin/dsctl" --credentials "$work/$org/admin.toml" cert new --edge "$edge" --subject-name "C=US, O=$org, CN=$fqdn" \
+    --domain-name "$name" --friendly-name "Internet certificate" --generate-request --path "$work/$org/$edge.req" --enable smtp
+  show "$bin/domainsec-testca" sign --dir "$work/ca" --csr "$work/$org/$edge.req" --out "$work/$org/$edge.cer" \
+    --crl-url "http://127.0.0.1:$crl_port/ca.crl"
+  show "$bin/dsctl" --credentials "$work/$org/admin.toml" cert import --edge "$edge" --path "$work/$org/$edge.cer"
 done
-dsctl cert get
+echo "Both organizations trust the third-party CA's root:"
+contoso trusted-root add --path "$work/ca/ca.pem"
+woodgrove trusted-root add --path "$work/ca/ca.pem"
+wait_for 30 "Contoso's edges to sync" in_sync "$work/contoso/admin.toml"
+wait_for 30 "Woodgrove's edge to sync" in_sync "$work/woodgrove/admin.toml"
+thumbprint="$("$bin/dsctl" --credentials "$work/contoso/admin.toml" -o json cert get --edge mail1 \
+  | sed -n 's/.*"thumbprint": "\([0-9A-F]*\)".*/\1/p' | head -n 1)"
+contoso cert verify --edge mail1 --thumbprint "$thumbprint"
 
-step "certutil -verify on the edge: first untrusted, then with the CA as a trusted root"
-thumbprint="$("$bin/dsctl" -o json cert get --edge mail1 | sed -n 's/.*"thumbprint": "\([0-9A-F]*\)".*/\1/p' | head -n 1)"
-dsctl cert verify --edge mail1 --thumbprint "$thumbprint" || true
-dsctl trusted-root add --path "$work/ca/ca.pem"
-wait_in_sync
-dsctl cert verify --edge mail1 --thumbprint "$thumbprint"
-
-step "Mail: an SMTP session into mail1's Inet connector (127.0.0.1:2525), as a sending server would"
-# A minimal client in bash, so the quickstart needs no mail tools: it prints both sides.
-smtp_session() {  # smtp_session PORT COMMAND... (the DATA body is the argument after DATA)
+# A minimal SMTP client in bash, so the quickstart needs no mail tools: it prints both sides.
+smtp_session() {  # smtp_session PORT COMMAND... (the argument after DATA is the message)
   local port="$1"; shift
   exec 3<>"/dev/tcp/127.0.0.1/$port"
   smtp_reply
   while [ $# -gt 0 ]; do
-    printf 'C: %s\n' "${1%%$'\r'*}"
+    printf 'C: %s\n' "$1"
     printf '%s\r\n' "$1" >&3
     if [ "$1" = DATA ]; then
       smtp_reply; shift
-      printf 'C: (message: %s bytes)\n' "${#1}"
+      printf 'C: (message, %s bytes)\n' "${#1}"
       printf '%s\r\n.\r\n' "$1" >&3
     fi
     smtp_reply; shift
@@ -195,34 +227,62 @@ smtp_reply() {
     [ "${line:3:1}" = "-" ] || break
   done
 }
-smtp_session 2525 "EHLO mail.woodgrovebank.com" "MAIL FROM:<kim@woodgrovebank.com>" \
-  "RCPT TO:<someone@fabrikam.com>" "RCPT TO:<ted@contoso.com>" DATA \
-  $'From: kim@woodgrovebank.com\r\nTo: ted@contoso.com\r\nSubject: Quarterly report\r\n\r\nHello Ted.' QUIT
-echo "(fabrikam.com is not an accepted domain: 550 5.7.1, never an open relay)"
-mailbox="$work/edges/mail1/maildir/contoso.com/ted/new"
-for _ in $(seq 1 50); do [ -n "$(ls -A "$mailbox" 2>/dev/null)" ] && break; sleep 0.1; done
-echo "delivered into the local maildir (contoso.com is an accepted domain with no internal smart host):"
-show ls "$mailbox"
-sed -n '1,4p' "$mailbox"/*
-dsctl protocol-log --edge mail1 --connector Inet --limit 12
-dsctl queue list --edge mail1
+wait_for_mail() {  # wait_for_mail DIR: the newest file, once one arrives
+  local deadline=$((SECONDS + 30))
+  until [ -n "$(ls -A "$1" 2>/dev/null)" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then echo "no mail arrived in $1"; return 1; fi
+    sleep 0.2
+  done
+}
 
-step "A mistake is refused, naming the field and the rule"
-show "$bin/dsctl" transport-config set --add-tls-send-domain-secure woodgrove..com || true
+step "Mail from Contoso to Woodgrove Bank: Contoso's server submits to mail1 (FromHub); mail1 delivers over mutual TLS"
+smtp_session 2527 "EHLO hub.contoso.com" "MAIL FROM:<ted@contoso.com>" "RCPT TO:<kim@woodgrovebank.com>" DATA \
+  $'From: ted@contoso.com\r\nTo: kim@woodgrovebank.com\r\nSubject: Q3 figures\r\n\r\nHello Kim.' QUIT
+inbox="$work/woodgrove/edges/mail/maildir/woodgrovebank.com/kim/new"
+wait_for_mail "$inbox"
+echo "arrived at Woodgrove Bank, marked Domain Secured:"
+show ls "$inbox"
+sed -n '1,6p' "$inbox"/*
 
-step "The audit log"
-dsctl audit --limit 5
+step "Mail from Woodgrove Bank to Contoso, the other way"
+smtp_session 2537 "EHLO hub.woodgrovebank.com" "MAIL FROM:<kim@woodgrovebank.com>" "RCPT TO:<ted@contoso.com>" DATA \
+  $'From: kim@woodgrovebank.com\r\nTo: ted@contoso.com\r\nSubject: Re: Q3 figures\r\n\r\nThanks, Ted.' QUIT
+inbox="$work/contoso/edges/mail1/maildir/contoso.com/ted/new"
+wait_for_mail "$inbox"
+echo "arrived at Contoso (mail1, the MX with preference 10), marked Domain Secured:"
+sed -n '1,6p' "$inbox"/*
+
+step "Counters and protocol logs"
+sleep 3  # one heartbeat (every 2 s here) carries the counters to the controllers
+contoso fleet status
+woodgrove fleet status
+contoso counters --edge mail1
+contoso protocol-log --edge mail1 --log send --limit 14
+
+step "A failure on purpose: the test CA revokes Woodgrove Bank's certificate"
+show "$bin/domainsec-testca" revoke --dir "$work/ca" --cert "$work/woodgrove/mail.cer"
+echo "(CRLs are valid 15 s here: waiting for the edges' cached copies to lapse)"
+sleep 16
+smtp_session 2527 "EHLO hub.contoso.com" "MAIL FROM:<ted@contoso.com>" "RCPT TO:<kim@woodgrovebank.com>" DATA \
+  $'From: ted@contoso.com\r\nTo: kim@woodgrovebank.com\r\nSubject: Q4 plans\r\n\r\nNot sent in plain text, ever.' QUIT
+revoked() { "$bin/dsctl" --credentials "$work/contoso/admin.toml" queue list --edge mail1 | grep -q revoked; }
+wait_for 30 "the refusal" revoked
+echo "mail1 refused to deliver (the message stays queued for retry; never downgraded):"
+contoso queue list --edge mail1
+sleep 3
+contoso counters --edge mail1
 
 cat <<EOT
 
-DomainSec's controller and edges mail1 and mail2 are running for Contoso.
-  export DSCTL_CREDENTIALS=$work/admin.toml
-  $bin/dsctl transport-config get          # or: -o json
+Two organizations are running on loopback:
+  Contoso:        export DSCTL_CREDENTIALS=$work/contoso/admin.toml     (edges mail1, mail2)
+  Woodgrove Bank: export DSCTL_CREDENTIALS=$work/woodgrove/admin.toml   (edge mail)
   $bin/dsctl fleet status
-  $bin/domainsec-edge status --data-dir $work/edges/mail1
-  $bin/dsctl protocol-log --edge mail1 --connector Inet
+  $bin/dsctl counters --edge mail1
+  $bin/dsctl protocol-log --edge mail1 --log send
   $bin/dsctl queue list --edge mail1
-  mail for @contoso.com sent to 127.0.0.1:2525 lands in $work/edges/mail1/maildir/
-  $bin/dsctl --help
+  curl -s http://127.0.0.1:9325/        # mail1's Prometheus metrics
+Submit mail as the organizations' servers: Contoso 127.0.0.1:2527, Woodgrove Bank 127.0.0.1:2537.
+Maildirs: $work/*/edges/*/maildir/
 Stop everything: ./deploy/quickstart.sh stop
 EOT

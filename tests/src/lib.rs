@@ -1,0 +1,377 @@
+//! The end-to-end harness: the real binaries as processes (two controllers, their
+//! edges, dsctl), a database per organization, a test PKI whose CRL is served over
+//! HTTP in the test, and an SMTP client. What the user runs is what is tested.
+//!
+//! The binaries come from the same `target/` as this test (`cargo test --workspace`
+//! builds them); run `cargo build --bins` first when testing this crate alone.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use rcgen::{CertificateSigningRequestParams, CrlDistributionPoint, Issuer, KeyPair, SerialNumber};
+use sqlx::{Connection, PgConnection};
+use time::OffsetDateTime;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command},
+};
+
+/// How long any one step may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(45);
+
+/// A built binary next to this test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --bins` (or `cargo test --workspace`, which builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A port free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `check` until it returns `Some`, failing after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A fresh database on the test server, dropped at the end.
+pub struct Database {
+    pub url: String,
+    name: String,
+    server: String,
+}
+
+impl Database {
+    /// Creates `domainsec_e2e_<slug>_<random>`.
+    pub async fn create(slug: &str) -> Self {
+        let server =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("domainsec_e2e_{slug}_{}", std::process::id());
+        let mut conn = PgConnection::connect(&server).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut conn).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+        Self { url: format!("{base}/{name}"), name, server }
+    }
+
+    /// Drops the database (the controllers must be stopped).
+    pub async fn drop_now(self) {
+        if let Ok(mut conn) = PgConnection::connect(&self.server).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// A spawned binary, killed when dropped; its stderr goes to a log file.
+pub struct Process {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Spawns `binary` with `args`, logging to `log`.
+    pub fn spawn(binary: &Path, args: &[&str], log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(binary)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        Self { child, log }
+    }
+
+    /// Stops it with SIGKILL and waits.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// An organization: its database, controller process and org-admin credential.
+pub struct Organization {
+    pub name: String,
+    pub dir: PathBuf,
+    pub credentials: PathBuf,
+    pub controller: Process,
+    pub database: Database,
+    pub sync_port: u16,
+}
+
+/// Output of one dsctl run.
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Organization {
+    /// `domainsec-controller init` and `serve` for `org` in `root/slug`.
+    pub async fn start(root: &Path, slug: &str, org: &str) -> Self {
+        let dir = root.join(slug);
+        std::fs::create_dir_all(&dir).unwrap();
+        let database = Database::create(slug).await;
+        let (admin_port, sync_port) = (free_port(), free_port());
+        let controller = binary("domainsec-controller");
+        let state = dir.join("state");
+        let credentials = dir.join("admin.toml");
+        let admin = format!("127.0.0.1:{admin_port}");
+        let init = Command::new(&controller)
+            .args(["init", "--org", org, "--database-url", &database.url])
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--out-admin")
+            .arg(&credentials)
+            .args(["--controller", &admin])
+            .output()
+            .await
+            .unwrap();
+        assert!(init.status.success(), "init {org}: {}", String::from_utf8_lossy(&init.stderr));
+        let sync = format!("127.0.0.1:{sync_port}");
+        let state_text = state.to_string_lossy().into_owned();
+        let process = Process::spawn(
+            &controller,
+            &[
+                "serve",
+                "--database-url",
+                &database.url,
+                "--state-dir",
+                &state_text,
+                "--admin-listen",
+                &admin,
+                "--edge-listen",
+                &sync,
+            ],
+            dir.join("controller.log"),
+        );
+        let organization = Self { name: org.to_owned(), dir, credentials, controller: process, database, sync_port };
+        eventually(&format!("the {org} controller"), || async {
+            organization.dsctl(&["whoami"]).await.success.then_some(())
+        })
+        .await;
+        organization
+    }
+
+    /// Runs dsctl with this organization's credential.
+    pub async fn dsctl(&self, args: &[&str]) -> Run {
+        let output = Command::new(binary("dsctl"))
+            .arg("--credentials")
+            .arg(&self.credentials)
+            .args(args)
+            .env_remove("DSCTL_CREDENTIALS")
+            .output()
+            .await
+            .unwrap();
+        Run {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs dsctl and asserts success; returns stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let run = self.dsctl(args).await;
+        assert!(run.success, "{}: dsctl {args:?} failed: {}", self.name, run.stderr);
+        run.stdout
+    }
+
+    /// Runs dsctl with `-o json` and parses the output.
+    pub async fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["-o", "json"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&full).await).unwrap()
+    }
+
+    /// Waits until every edge ACKed the current configuration.
+    pub async fn wait_in_sync(&self) {
+        eventually(&format!("{}'s edges in sync", self.name), || async {
+            let status = self.json(&["edge", "test-sync"]).await;
+            let rows = status.as_array()?.clone();
+            (!rows.is_empty() && rows.iter().all(|r| r["in_sync"] == true)).then_some(())
+        })
+        .await;
+    }
+
+    /// Subscribes `edge` and runs it with `edge_toml`.
+    pub async fn start_edge(&self, edge: &str, edge_toml: &str) -> Process {
+        let subscription = self.dir.join(format!("{edge}.subscription"));
+        let subscription_text = subscription.to_string_lossy().into_owned();
+        self.ok(&["edge", "new-subscription", edge, "--out", &subscription_text]).await;
+        let data = self.dir.join("edges").join(edge);
+        let data_text = data.to_string_lossy().into_owned();
+        let subscribed = Command::new(binary("domainsec-edge"))
+            .args(["subscribe", "--file", &subscription_text, "--data-dir", &data_text])
+            .output()
+            .await
+            .unwrap();
+        assert!(subscribed.status.success(), "subscribe {edge}: {}", String::from_utf8_lossy(&subscribed.stderr));
+        let config = self.dir.join(format!("{edge}.toml"));
+        std::fs::write(&config, edge_toml).unwrap();
+        let config_text = config.to_string_lossy().into_owned();
+        Process::spawn(
+            &binary("domainsec-edge"),
+            &["run", "--data-dir", &data_text, "--config", &config_text, "--heartbeat-interval", "500ms"],
+            self.dir.join(format!("edge-{edge}.log")),
+        )
+    }
+
+    /// Messages in `address`'s mailbox on `edge`.
+    pub fn mailbox(&self, edge: &str, address: &str) -> Vec<String> {
+        let (local, domain) = address.split_once('@').unwrap();
+        let dir = self.dir.join("edges").join(edge).join("maildir").join(domain).join(local).join("new");
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect()
+    }
+
+    /// Stops the controller and drops the database.
+    pub async fn stop(self) {
+        self.controller.kill().await;
+        self.database.drop_now().await;
+    }
+}
+
+/// The shared "third-party" CA both organizations trust, with an HTTP CRL.
+pub struct Pki {
+    issuer: Issuer<'static, KeyPair>,
+    pub root_pem: String,
+    pub crl_url: String,
+    revoked: Arc<Mutex<HashSet<Vec<u8>>>>,
+    pub crl_down: Arc<AtomicBool>,
+}
+
+impl Pki {
+    /// Makes the root and serves its CRL (signed per request, nextUpdate +5 s).
+    pub async fn start() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        params.distinguished_name.push(rcgen::DnType::CommonName, "E2E Third-Party CA");
+        let key = KeyPair::generate().unwrap();
+        let key_pem = key.serialize_pem();
+        let root_pem = params.self_signed(&key).unwrap().pem();
+        let issuer = Issuer::new(params, key);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let crl_url = format!("http://{}/ca.crl", listener.local_addr().unwrap());
+        let pki = Self { issuer, root_pem, crl_url, revoked: Arc::default(), crl_down: Arc::default() };
+        let (revoked, down, root_pem) = (pki.revoked.clone(), pki.crl_down.clone(), pki.root_pem.clone());
+        tokio::spawn(async move {
+            let issuer = Issuer::from_ca_cert_pem(&root_pem, KeyPair::from_pem(&key_pem).unwrap()).unwrap();
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else { return };
+                if down.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let mut request = [0u8; 2048];
+                let _ = stream.read(&mut request).await;
+                let now = OffsetDateTime::now_utc();
+                let serials: Vec<Vec<u8>> = revoked.lock().unwrap().iter().cloned().collect();
+                let params = rcgen::CertificateRevocationListParams {
+                    this_update: now - Duration::from_secs(60),
+                    next_update: now + Duration::from_secs(5),
+                    crl_number: SerialNumber::from(u64::try_from(now.unix_timestamp()).unwrap_or(1)),
+                    issuing_distribution_point: None,
+                    revoked_certs: serials
+                        .iter()
+                        .map(|serial| rcgen::RevokedCertParams {
+                            serial_number: SerialNumber::from_slice(serial),
+                            revocation_time: now - Duration::from_secs(30),
+                            reason_code: None,
+                            invalidity_date: None,
+                        })
+                        .collect(),
+                    key_identifier_method: rcgen::KeyIdMethod::Sha256,
+                };
+                let body = params.signed_by(&issuer).unwrap().der().to_vec();
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            }
+        });
+        pki
+    }
+
+    /// Signs a PKCS#10 request (PEM) with the CRL distribution point; returns the PEM chain.
+    pub fn sign(&self, request_pem: &str) -> String {
+        let mut request = CertificateSigningRequestParams::from_pem(request_pem).unwrap();
+        let now = OffsetDateTime::now_utc();
+        request.params.not_before = now - Duration::from_secs(3600);
+        request.params.not_after = now + Duration::from_secs(30 * 86400);
+        request.params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![self.crl_url.clone()] }];
+        let certificate = request.signed_by(&self.issuer).unwrap();
+        format!("{}{}", certificate.pem(), self.root_pem)
+    }
+
+    /// Revokes the certificate in `pem` (the leaf, first block).
+    pub fn revoke(&self, pem_text: &str) {
+        let leaf = pem::parse(pem_text).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(leaf.contents()).unwrap();
+        self.revoked.lock().unwrap().insert(parsed.raw_serial().to_vec());
+    }
+}
+
+/// One SMTP session: sends each command and returns every reply (the message
+/// follows `DATA`), asserting nothing.
+pub async fn smtp(address: SocketAddr, commands: &[&str], message: &str) -> Vec<String> {
+    let stream = TcpStream::connect(address).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    let mut replies = vec![reply(&mut stream).await];
+    for command in commands {
+        stream.get_mut().write_all(format!("{command}\r\n").as_bytes()).await.unwrap();
+        let answer = reply(&mut stream).await;
+        let go_ahead = *command == "DATA" && answer.starts_with("354");
+        replies.push(answer);
+        if go_ahead {
+            stream.get_mut().write_all(format!("{message}\r\n.\r\n").as_bytes()).await.unwrap();
+            replies.push(reply(&mut stream).await);
+        }
+    }
+    replies
+}
+
+async fn reply(stream: &mut BufReader<TcpStream>) -> String {
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        let read = tokio::time::timeout(DEADLINE, stream.read_line(&mut line)).await.unwrap().unwrap_or(0);
+        if read == 0 {
+            return text;
+        }
+        text.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return text;
+        }
+    }
+}

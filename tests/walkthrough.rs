@@ -1,0 +1,273 @@
+//! The white paper's walkthrough, through the real binaries: Contoso and Woodgrove
+//! Bank, each with its own database, controller and edge, configured with dsctl,
+//! exchanging Domain Secured mail both ways; then the failure modes, refused the
+//! right way.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use domainsec_e2e::*;
+
+const TED: &str = "ted@contoso.com";
+const KIM: &str = "kim@woodgrovebank.com";
+
+/// One organization's paper configuration: accepted domain, both secure lists naming
+/// the partner, `Internet` (DNS, Domain Security, verbose), `Inet` (Domain Security,
+/// TLS, anonymous + partners, verbose) and `FromHub` for its own servers.
+async fn configure(org: &Organization, domain: &str, partner: &str, edge: &str, fqdn: &str, inet: u16, hub: u16) {
+    org.ok(&["accepted-domain", "add", domain]).await;
+    org.ok(&["edge", "add", edge, "--fqdn", fqdn]).await;
+    org.ok(&[
+        "transport-config",
+        "set",
+        "--tls-send-domain-secure-list",
+        partner,
+        "--tls-receive-domain-secure-list",
+        partner,
+    ])
+    .await;
+    org.ok(&[
+        "send-connector",
+        "new",
+        "Internet",
+        "--address-spaces",
+        "*",
+        "--dns-routing",
+        "--source-edges",
+        edge,
+        "--domain-secure-enabled",
+        "true",
+        "--protocol-logging-level",
+        "verbose",
+    ])
+    .await;
+    let inet = format!("127.0.0.1:{inet}");
+    org.ok(&[
+        "receive-connector",
+        "new",
+        "Inet",
+        "--edge",
+        edge,
+        "--bindings",
+        &inet,
+        "--domain-secure-enabled",
+        "true",
+        "--auth-mechanism",
+        "tls",
+        "--permission-groups",
+        "anonymous-users,partners",
+        "--protocol-logging-level",
+        "verbose",
+    ])
+    .await;
+    let hub = format!("127.0.0.1:{hub}");
+    org.ok(&[
+        "receive-connector",
+        "new",
+        "FromHub",
+        "--edge",
+        edge,
+        "--bindings",
+        &hub,
+        "--remote-ip-ranges",
+        "127.0.0.1",
+        "--permission-groups",
+        "exchange-servers",
+        "--auth-mechanism",
+        "tls",
+    ])
+    .await;
+}
+
+/// edge.toml routing `partner` to `mx` (no DNS in tests).
+fn edge_toml(partner: &str, mx: &str, port: u16) -> String {
+    format!(
+        "[dns]\nstatic_only = true\n[dns.mx]\n\"{partner}\" = [{{ preference = 10, exchange = \"{mx}\" }}]\n\
+         [dns.hosts]\n\"{mx}\" = [\"127.0.0.1:{port}\"]\n\n[queue]\nretry_initial = \"1s\"\nretry_max = \"2s\"\n"
+    )
+}
+
+/// A PKCS#10 request made on the edge, signed by the shared CA, imported and enabled.
+async fn certify(org: &Organization, pki: &Pki, edge: &str, subject: &str, name: &str) -> String {
+    let request = org.dir.join(format!("{edge}.req"));
+    let request_text = request.to_string_lossy().into_owned();
+    org.ok(&[
+        "cert",
+        "new",
+        "--edge",
+        edge,
+        "--subject-name",
+        subject,
+        "--domain-name",
+        name,
+        "--generate-request",
+        "--path",
+        &request_text,
+        "--enable",
+        "smtp",
+    ])
+    .await;
+    let chain = pki.sign(&std::fs::read_to_string(&request).unwrap());
+    let issued = org.dir.join(format!("{edge}.cer"));
+    std::fs::write(&issued, &chain).unwrap();
+    org.ok(&["cert", "import", "--edge", edge, "--path", &issued.to_string_lossy()]).await;
+    chain
+}
+
+fn counter(counters: &serde_json::Value, name: &str) -> u64 {
+    counters["counters"][name].as_u64().unwrap_or(0)
+}
+
+async fn counters_reach(org: &Organization, edge: &str, name: &str, value: u64) -> serde_json::Value {
+    eventually(&format!("{name} = {value} on {edge}"), || async {
+        let counters = org.json(&["counters", "--edge", edge]).await;
+        (counter(&counters, name) >= value).then_some(counters)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_papers_walkthrough_between_two_organizations() {
+    let root = tempfile::tempdir().unwrap();
+    let pki = Pki::start().await;
+    let (contoso_inet, contoso_hub, woodgrove_inet, woodgrove_hub) =
+        (free_port(), free_port(), free_port(), free_port());
+
+    // 1. Two organizations, each with its own database and controller, configured as the paper does.
+    let contoso = Organization::start(root.path(), "contoso", "Contoso").await;
+    let woodgrove = Organization::start(root.path(), "woodgrove", "Woodgrove Bank").await;
+    configure(&contoso, "contoso.com", "woodgrovebank.com", "mail1", "mail1.contoso.com", contoso_inet, contoso_hub)
+        .await;
+    configure(
+        &woodgrove,
+        "woodgrovebank.com",
+        "contoso.com",
+        "mail",
+        "mail.woodgrovebank.com",
+        woodgrove_inet,
+        woodgrove_hub,
+    )
+    .await;
+    let config = contoso.ok(&["transport-config", "get"]).await;
+    assert!(config.contains("TLSSendDomainSecureList     woodgrovebank.com"), "{config}");
+
+    // 2. Edges subscribed (their keys made on the edge) and running on their synced configuration.
+    let mail1 =
+        contoso.start_edge("mail1", &edge_toml("woodgrovebank.com", "mail.woodgrovebank.com", woodgrove_inet)).await;
+    let mail = woodgrove.start_edge("mail", &edge_toml("contoso.com", "mail1.contoso.com", contoso_inet)).await;
+    contoso.wait_in_sync().await;
+    woodgrove.wait_in_sync().await;
+
+    // 3. Certificates: requests on the edges, signed by the CA both trust, imported, enabled for SMTP.
+    certify(&contoso, &pki, "mail1", "C=US, O=Contoso, CN=mail1.contoso.com", "mail1.contoso.com").await;
+    let woodgrove_chain = certify(
+        &woodgrove,
+        &pki,
+        "mail",
+        "C=US, O=Woodgrove Bank, CN=mail.woodgrovebank.com",
+        "mail.woodgrovebank.com",
+    )
+    .await;
+    let root_file = root.path().join("ca.pem");
+    std::fs::write(&root_file, &pki.root_pem).unwrap();
+    let root_text = root_file.to_string_lossy().into_owned();
+    contoso.ok(&["trusted-root", "add", "--path", &root_text]).await;
+    woodgrove.ok(&["trusted-root", "add", "--path", &root_text]).await;
+    contoso.wait_in_sync().await;
+    woodgrove.wait_in_sync().await;
+    let thumbprint =
+        contoso.json(&["cert", "get", "--edge", "mail1"]).await[0]["thumbprint"].as_str().unwrap().to_owned();
+    let verify = contoso.dsctl(&["cert", "verify", "--edge", "mail1", "--thumbprint", &thumbprint]).await;
+    assert!(verify.success, "{}{}", verify.stdout, verify.stderr);
+    assert!(verify.stdout.contains(&format!("CRL {} fetched", pki.crl_url)), "{}", verify.stdout);
+    assert!(verify.stdout.contains("revocation: ok; not on any CRL"), "{}", verify.stdout);
+
+    // 4. Contoso -> Woodgrove Bank: submitted to mail1, delivered over mutual TLS, marked.
+    let hub: SocketAddr = format!("127.0.0.1:{contoso_hub}").parse().unwrap();
+    let replies = smtp(
+        hub,
+        &["EHLO hub.contoso.com", &format!("MAIL FROM:<{TED}>"), &format!("RCPT TO:<{KIM}>"), "DATA", "QUIT"],
+        "Subject: Q3 figures\r\n\r\nHello Kim.",
+    )
+    .await;
+    assert!(replies[5].starts_with("250 2.6.0"), "{replies:?}");
+    let mail_at_woodgrove =
+        eventually("the message at Woodgrove Bank", || async { woodgrove.mailbox("mail", KIM).into_iter().next() })
+            .await;
+    assert!(mail_at_woodgrove.contains("X-DomainSec-Auth: partner; domain=contoso.com; cert="), "{mail_at_woodgrove}");
+    assert!(mail_at_woodgrove.contains("with ESMTPS (TLSv1_3"), "{mail_at_woodgrove}");
+
+    // 5. And back: Woodgrove Bank -> Contoso.
+    let hub: SocketAddr = format!("127.0.0.1:{woodgrove_hub}").parse().unwrap();
+    smtp(
+        hub,
+        &["EHLO hub.woodgrovebank.com", &format!("MAIL FROM:<{KIM}>"), &format!("RCPT TO:<{TED}>"), "DATA", "QUIT"],
+        "Subject: Re: Q3 figures\r\n\r\nThanks.",
+    )
+    .await;
+    let mail_at_contoso =
+        eventually("the reply at Contoso", || async { contoso.mailbox("mail1", TED).into_iter().next() }).await;
+    assert!(
+        mail_at_contoso.contains("X-DomainSec-Auth: partner; domain=woodgrovebank.com; cert="),
+        "{mail_at_contoso}"
+    );
+
+    // 6. The paper's counters, reported by heartbeat, in dsctl.
+    let counters = counters_reach(&contoso, "mail1", "domain_secured.messages_received", 1).await;
+    assert_eq!(counter(&counters, "domain_secured.messages_sent"), 1);
+    assert_eq!(counter(&counters, "domain_secured.outbound_session_failures"), 0);
+    let fleet = contoso.ok(&["fleet", "status"]).await;
+    assert!(fleet.lines().any(|l| l.starts_with("mail1") && l.trim_end().ends_with("1/1/0")), "{fleet}");
+    let log = contoso.ok(&["protocol-log", "--edge", "mail1", "--log", "send", "--limit", "100"]).await;
+    for line in [",>,STARTTLS,", "Certificate subject", "Domain Secured: woodgrovebank.com"] {
+        assert!(log.contains(line), "{line:?} not in the send log:\n{log}");
+    }
+
+    // 7. Inbound refusals at Contoso's Inet, from the outside: plain text from a secure domain.
+    let inet: SocketAddr = format!("127.0.0.1:{contoso_inet}").parse().unwrap();
+    let replies = smtp(inet, &["EHLO mail.woodgrovebank.com", &format!("MAIL FROM:<{KIM}>"), "QUIT"], "").await;
+    assert!(replies[2].starts_with("530 5.7.10") && replies[2].contains("STARTTLS not used"), "{replies:?}");
+    // ... and a forged mark from a non-partner is removed.
+    let replies = smtp(
+        inet,
+        &["EHLO mail.fabrikam.com", "MAIL FROM:<jo@fabrikam.com>", &format!("RCPT TO:<{TED}>"), "DATA", "QUIT"],
+        "X-DomainSec-Auth: partner; domain=woodgrovebank.com; cert=00\r\nSubject: forged\r\n\r\nhi",
+    )
+    .await;
+    assert!(replies[5].starts_with("250"), "{replies:?}");
+    let forged = eventually("the forged message", || async {
+        contoso.mailbox("mail1", TED).into_iter().find(|m| m.contains("Subject: forged"))
+    })
+    .await;
+    assert!(!forged.contains("X-DomainSec-Auth"), "{forged}");
+
+    // 8. Woodgrove Bank's certificate is revoked: Contoso refuses to deliver, keeps the
+    //    message queued, counts the failure. (The CRL is valid 5 s: its cached copy lapses.)
+    pki.revoke(&woodgrove_chain);
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let hub: SocketAddr = format!("127.0.0.1:{contoso_hub}").parse().unwrap();
+    smtp(
+        hub,
+        &["EHLO hub.contoso.com", &format!("MAIL FROM:<{TED}>"), &format!("RCPT TO:<{KIM}>"), "DATA", "QUIT"],
+        "Subject: Q4 plans\r\n\r\nnever in plain text",
+    )
+    .await;
+    let queued = eventually("the refusal in the queue", || async {
+        let queue = contoso.json(&["queue", "list", "--edge", "mail1"]).await;
+        let message = queue.as_array()?.first()?.clone();
+        message["last_error"].as_str()?.contains("revoked").then_some(message)
+    })
+    .await;
+    assert!(
+        queued["last_error"].as_str().unwrap().contains("4.7.5 Server certificate not verified: certificate revoked"),
+        "{queued}"
+    );
+    let counters = counters_reach(&contoso, "mail1", "domain_secured.outbound_session_failures", 1).await;
+    assert!(counter(&counters, "domain_secured.failure_reason.revoked") >= 1, "{counters}");
+    assert_eq!(woodgrove.mailbox("mail", KIM).len(), 1, "nothing downgraded: the second message never arrived");
+
+    mail1.kill().await;
+    mail.kill().await;
+    contoso.stop().await;
+    woodgrove.stop().await;
+}
