@@ -191,14 +191,15 @@ impl ReceiveConnector {
             ));
         }
         if self.permission_groups.contains(&PermissionGroup::ExchangeServers) {
-            let open = self.remote_ip_ranges.is_empty() || self.remote_ip_ranges.iter().any(|r| r.prefix_len() < 8);
+            let open = self.remote_ip_ranges.is_empty()
+                || self.remote_ip_ranges.iter().any(|r| r.prefix_len() < if r.is_ipv4() { 8 } else { 32 });
             if open {
                 return Err(InvalidField::new(
                     "remote_ip_ranges",
                     join(&self.remote_ip_ranges),
                     "a connector with the exchange-servers permission group relays to any domain, so it must \
                      be limited to the organization's own servers (e.g. --remote-ip-ranges 10.0.0.0/8); an \
-                     empty list or a range wider than /8 would make this edge an open relay",
+                     empty list, or a range wider than /8 (IPv4) or /32 (IPv6), would make this edge an open relay",
                 ));
             }
         }
@@ -426,7 +427,13 @@ mod tests {
         assert_eq!(connector.check().unwrap_err().field, "remote_ip_ranges");
         connector.remote_ip_ranges = vec![IpRange::parse("0.0.0.0/0").unwrap()];
         assert!(connector.check().unwrap_err().rule.contains("open relay"));
-        connector.remote_ip_ranges = vec![IpRange::parse("10.0.0.0/8").unwrap(), IpRange::parse("127.0.0.1").unwrap()];
+        connector.remote_ip_ranges = vec![IpRange::parse("2000::/8").unwrap()];
+        assert!(connector.check().unwrap_err().rule.contains("open relay"), "IPv6 ranges are held to /32");
+        connector.remote_ip_ranges = vec![
+            IpRange::parse("10.0.0.0/8").unwrap(),
+            IpRange::parse("127.0.0.1").unwrap(),
+            IpRange::parse("2001:db8::/32").unwrap(),
+        ];
         assert_eq!(connector.check(), Ok(()));
     }
 

@@ -188,6 +188,11 @@ impl IpRange {
         self.0.prefix_len()
     }
 
+    /// True for an IPv4 range.
+    pub fn is_ipv4(&self) -> bool {
+        matches!(self.0, ipnet::IpNet::V4(_))
+    }
+
     /// True when `address` is inside the range (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, address: IpAddr) -> bool {
         let address = match address {

@@ -14,8 +14,10 @@ use crate::{authz::Admin, db};
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 
 impl Directory {
-    /// The messages in an edge's queue (any role may look).
+    /// The messages in an edge's queue. They name senders and recipients: org-admins
+    /// and the edge's server-admins only.
     pub async fn list_queue(&self, admin: &Admin, edge: &ObjectName) -> Result<Vec<pb::QueuedMessage>> {
+        admin.require_edges("list a queue", [edge])?;
         let command = pb::QueueCommand { action: "list".into(), message_id: String::new() };
         let answer = self.ask(admin, edge, "queue-list", pb::certificate_task::Action::Queue(command)).await?;
         Ok(answer.queue)

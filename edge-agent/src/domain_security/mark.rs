@@ -15,9 +15,9 @@ pub fn mark(authserv_id: &str, domain: &str, certificate_sha256: &str) -> String
 }
 
 /// Removes every `X-DomainSec-Auth` field and every `Authentication-Results` field
-/// that claims to come from `authserv_id` from the header section (continuation
-/// lines included); the body is untouched.
-pub fn scrub(message: &[u8], authserv_id: &str) -> Vec<u8> {
+/// that claims to come from one of `authserv_ids` (every name this edge answers
+/// as) from the header section (continuation lines included); the body is untouched.
+pub fn scrub(message: &[u8], authserv_ids: &[&str]) -> Vec<u8> {
     let header_end = header_section_end(message);
     let (header, body) = message.split_at(header_end);
     let mut out = Vec::with_capacity(message.len());
@@ -25,7 +25,7 @@ pub fn scrub(message: &[u8], authserv_id: &str) -> Vec<u8> {
     for line in split_lines(header) {
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if !continuation {
-            dropping = is_forged(line, authserv_id);
+            dropping = authserv_ids.iter().any(|id| is_forged(line, id));
         }
         if !dropping {
             out.extend_from_slice(line);
@@ -77,7 +77,7 @@ mod tests {
             x-domainsec-auth: again\r\nAuthentication-Results: mail1.contoso.com; x-domainsec=pass\r\n\
             Authentication-Results: mx.fabrikam.com; spf=pass\r\nSubject: hi\r\n\r\n\
             X-DomainSec-Auth: in the body stays\r\n";
-        let scrubbed = String::from_utf8(scrub(message, ID)).unwrap();
+        let scrubbed = String::from_utf8(scrub(message, &[ID])).unwrap();
         assert_eq!(
             scrubbed,
             "Received: from x\r\nAuthentication-Results: mx.fabrikam.com; spf=pass\r\nSubject: hi\r\n\r\n\
@@ -88,9 +88,9 @@ mod tests {
     #[test]
     fn a_message_without_marks_is_unchanged() {
         let message = b"Subject: hi\r\nFrom: a@b.com\r\n\r\nbody\r\n";
-        assert_eq!(scrub(message, ID), message);
+        assert_eq!(scrub(message, &[ID]), message);
         let headers_only = b"Subject: hi\r\n";
-        assert_eq!(scrub(headers_only, ID), headers_only);
+        assert_eq!(scrub(headers_only, &[ID]), headers_only);
     }
 
     #[test]
@@ -100,6 +100,6 @@ mod tests {
         assert!(mark.contains("Authentication-Results: mail1.contoso.com; x-domainsec=pass"));
         // Our own mark is exactly what scrub removes.
         let message = format!("{mark}Subject: x\r\n\r\nbody");
-        assert_eq!(scrub(message.as_bytes(), ID), b"Subject: x\r\n\r\nbody");
+        assert_eq!(scrub(message.as_bytes(), &[ID]), b"Subject: x\r\n\r\nbody");
     }
 }

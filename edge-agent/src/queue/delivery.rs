@@ -59,8 +59,9 @@ pub struct Delivery {
 }
 
 /// Idle sessions are kept per send connector, next-hop address and, for Domain
-/// Security, the partner domain the session was verified for.
-type PoolKey = (String, SocketAddr, Option<String>);
+/// Security, the partner domain and configuration version the session was verified
+/// for (a new trusted root or CRL proxy means a new session and a new check).
+type PoolKey = (String, SocketAddr, Option<(String, u64)>);
 
 /// Recipients of one message that share a send connector and destination.
 struct Group<'a> {
@@ -317,7 +318,7 @@ impl Delivery {
                 match session.send(envelope.sender.as_ref(), &recipients, message).await {
                     Ok(results) => {
                         queue.destination_result(&destination, true);
-                        self.release(connector, address, secure.clone(), session);
+                        self.release(connector, address, secure.clone().map(|d| (d, config.version)), session);
                         let mut delivered = false;
                         for (&index, result) in group.recipients.iter().zip(results) {
                             match result {
@@ -384,7 +385,8 @@ impl Delivery {
         target: &Target<'_>,
         queue: &Queue,
     ) -> Result<OutboundSession, AttemptError> {
-        let key = (target.connector.name.to_string(), target.address, target.secure.map(str::to_owned));
+        let key =
+            (target.connector.name.to_string(), target.address, target.secure.map(|d| (d.to_owned(), config.version)));
         let idle = queue.settings().connection_idle;
         loop {
             let pooled = self.pool.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&key).and_then(Vec::pop);
@@ -437,7 +439,7 @@ impl Delivery {
         &self,
         connector: &SendConnector,
         address: SocketAddr,
-        secure: Option<String>,
+        secure: Option<(String, u64)>,
         session: OutboundSession,
     ) {
         let key = (connector.name.to_string(), address, secure);
@@ -522,7 +524,8 @@ fn enhanced_status(text: &str) -> String {
         .map_or_else(
             || "5.0.0".to_owned(),
             |word| {
-                // A final failure is reported as permanent even when it began as 4.x.x (expiry).
+                // A final failure is reported as permanent (5.x.x) even when the last reply was
+                // 4.x.x; expiry keeps its 4.4.7, as Postfix reports it.
                 let mut status = word.to_owned();
                 if status.starts_with('4') && !text.contains("4.4.7") {
                     status.replace_range(..1, "5");

@@ -38,6 +38,8 @@ struct State {
     messages: HashMap<String, Entry>,
     /// Destinations in backoff: key → (consecutive failures, retry at).
     destinations: HashMap<String, (u32, Instant)>,
+    /// Bytes of message bodies kept in memory for their first attempt.
+    fresh_bytes: usize,
 }
 
 /// One queued message in memory (the body stays on disk).
@@ -125,17 +127,23 @@ impl Queue {
             tokio::task::spawn_blocking(move || spool.store(&envelope, &message).map(|()| (envelope, message)))
                 .await
                 .map_err(io::Error::other)??;
+        let mut state = self.lock();
+        // Bodies wait in memory for their first attempt only up to a bound; past it
+        // they are read back from the spool (a backlog must not grow the heap).
+        let keep = state.fresh_bytes + message.len() <= FRESH_LIMIT;
+        if keep {
+            state.fresh_bytes += message.len();
+        }
         let entry = Entry {
             outcomes: vec![None; envelope.recipients.len()],
             envelope: Arc::new(envelope),
             size: message.len() as u64,
-            fresh: Some(message),
+            fresh: keep.then_some(message),
             next_attempt: Instant::now(),
             attempts: 0,
             in_flight: false,
             last_error: None,
         };
-        let mut state = self.lock();
         state.messages.insert(entry.envelope.id.clone(), entry);
         self.set_length(&state);
         drop(state);
@@ -197,7 +205,8 @@ impl Queue {
         list
     }
 
-    /// Makes a message due now, ignoring its destination's backoff once.
+    /// Makes a message due now and clears the destinations' backoff (an operator
+    /// retrying has usually just fixed the next hop).
     pub fn retry(&self, id: &str) -> bool {
         let mut state = self.lock();
         let Some(entry) = state.messages.get_mut(id) else { return false };
@@ -219,7 +228,9 @@ impl Queue {
             }
             Some(_) => {}
         }
-        state.messages.remove(id);
+        if let Some(fresh) = state.messages.remove(id).and_then(|entry| entry.fresh) {
+            state.fresh_bytes = state.fresh_bytes.saturating_sub(fresh.len());
+        }
         self.set_length(&state);
         drop(state);
         self.inner.spool.remove(id)?;
@@ -231,7 +242,8 @@ impl Queue {
     pub async fn run(self, delivery: Arc<delivery::Delivery>, shutdown: CancellationToken) {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.inner.settings.max_deliveries.max(1)));
         loop {
-            let (due, next_wake) = self.take_due(slots.available_permits());
+            let capacity = slots.available_permits();
+            let (due, next_wake) = self.take_due(capacity);
             for message in due {
                 let Ok(permit) = slots.clone().acquire_owned().await else { return };
                 let span = info_span!("delivery", queue_id = %message.envelope.id);
@@ -246,7 +258,12 @@ impl Queue {
                     .instrument(span),
                 );
             }
-            let sleep = next_wake.map_or(Duration::from_secs(60), |at| at.saturating_duration_since(Instant::now()));
+            // With every slot busy, a finishing delivery wakes us (finish notifies);
+            // otherwise sleep until the earliest future attempt.
+            let sleep = match next_wake {
+                Some(at) if capacity > 0 => at.saturating_duration_since(Instant::now()),
+                _ => Duration::from_secs(60),
+            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.inner.wake.notified() => {}
@@ -277,22 +294,27 @@ impl Queue {
         let now = Instant::now();
         let mut due = Vec::new();
         let mut next_wake: Option<Instant> = None;
+        let mut fresh_bytes = 0usize;
         for entry in state.messages.values_mut() {
             if entry.in_flight {
                 continue;
             }
-            if entry.next_attempt > now || due.len() >= capacity {
+            if entry.next_attempt > now {
                 next_wake = Some(next_wake.map_or(entry.next_attempt, |at| at.min(entry.next_attempt)));
+                continue;
+            }
+            if due.len() >= capacity {
                 continue;
             }
             entry.in_flight = true;
             due.push(Due {
                 envelope: entry.envelope.clone(),
                 pending: entry.outcomes.iter().enumerate().filter(|(_, o)| o.is_none()).map(|(i, _)| i).collect(),
-                fresh: entry.fresh.take(),
+                fresh: entry.fresh.take().inspect(|body| fresh_bytes += body.len()),
                 attempts: entry.attempts,
             });
         }
+        state.fresh_bytes = state.fresh_bytes.saturating_sub(fresh_bytes);
         (due, next_wake)
     }
 
@@ -329,7 +351,9 @@ impl Queue {
         let id_owned = id.to_owned();
         let result = tokio::task::spawn_blocking(move || {
             if finished {
-                spool.remove(&id_owned)
+                // If the file cannot go, its outcomes are recorded, so a restart does
+                // not deliver it again.
+                spool.remove(&id_owned).or_else(|_| spool.record(&id_owned, &newly_final))
             } else if newly_final.is_empty() {
                 Ok(())
             } else {
@@ -351,6 +375,9 @@ impl Queue {
         self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// Most body bytes kept in memory for first attempts.
+const FRESH_LIMIT: usize = 64 * 1024 * 1024;
 
 /// `retry_initial × 2^failures`, at most `retry_max`.
 fn backoff(settings: &QueueSettings, failures: u32) -> Duration {

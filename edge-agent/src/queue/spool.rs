@@ -148,7 +148,9 @@ impl Spool {
         }
         let mut file = OpenOptions::new().create(true).append(true).open(self.root.join("state").join(id))?;
         file.write_all(text.as_bytes())?;
-        file.sync_data()
+        file.sync_data()?;
+        // A new state file must survive a crash too: its directory entry is synced.
+        File::open(self.root.join("state"))?.sync_all()
     }
 
     /// Removes a finished message (message first: an orphaned state file is harmless).

@@ -181,39 +181,46 @@ impl OutboundSession {
         let mut commands = vec![mail];
         commands.extend(recipients.iter().map(|r| format!("RCPT TO:<{r}>")));
         commands.push("DATA".to_owned());
-        let replies = if self.extensions.pipelining {
-            self.pipeline(&commands).await?
+        let (replies, data_reply) = if self.extensions.pipelining {
+            let mut replies = self.pipeline(&commands).await?;
+            let data = replies.pop();
+            (replies, data)
         } else {
             self.sequential(&commands).await?
         };
-        let (mail_reply, rest) = replies.split_first().ok_or_else(|| AttemptError::Transport("no reply".into()))?;
+        let (mail_reply, rcpt_replies) =
+            replies.split_first().ok_or_else(|| AttemptError::Transport("no reply to MAIL".into()))?;
         if mail_reply.code / 100 != 2 {
-            if replies.len() > 2 && replies.last().is_some_and(|r| r.code == 354) {
+            if data_reply.as_ref().is_some_and(|r| r.code == 354) {
                 self.abort_data().await?;
             }
             let result = classify(mail_reply);
             self.reset().await;
             return Ok(vec![result; recipients.len()]);
         }
-        let (rcpt_replies, data_reply) = rest.split_at(rest.len().saturating_sub(1));
         let mut results: Vec<RecipientResult> = rcpt_replies.iter().map(classify).collect();
         results.resize(recipients.len(), RecipientResult::Deferred("no reply to RCPT".into()));
         let accepted = results.contains(&RecipientResult::Delivered);
-        match data_reply.first() {
+        match data_reply {
+            // Every RCPT failed and DATA was not sent (no pipelining): nothing more to do.
+            None if !accepted => {
+                self.reset().await;
+                return Ok(results);
+            }
+            None => return Err(AttemptError::Transport("no reply to DATA".into())),
             Some(reply) if reply.code == 354 && accepted => {}
             Some(reply) if reply.code == 354 => {
                 self.abort_data().await?;
                 return Ok(results);
             }
             Some(reply) => {
-                let failure = classify(reply);
+                let failure = classify(&reply);
                 self.reset().await;
                 return Ok(results
                     .into_iter()
                     .map(|r| if r == RecipientResult::Delivered { failure.clone() } else { r })
                     .collect());
             }
-            None => return Err(AttemptError::Transport("no reply to DATA".into())),
         }
         self.write(&stuff(message)).await?;
         self.log.record(Event::Sent, "(message data)", "");
@@ -301,20 +308,30 @@ impl OutboundSession {
         Ok(replies)
     }
 
-    async fn sequential(&mut self, commands: &[String]) -> Result<Vec<ServerReply>, AttemptError> {
-        let mut replies = Vec::with_capacity(commands.len());
-        for (index, command) in commands.iter().enumerate() {
+    /// MAIL, each RCPT and DATA one at a time: stops after a refused MAIL, and sends
+    /// no DATA when every RCPT was refused. Returns the MAIL and RCPT replies, and the
+    /// DATA reply if DATA was sent.
+    async fn sequential(
+        &mut self,
+        commands: &[String],
+    ) -> Result<(Vec<ServerReply>, Option<ServerReply>), AttemptError> {
+        let Some((data, envelope)) = commands.split_last() else { return Ok((Vec::new(), None)) };
+        let mut replies = Vec::with_capacity(envelope.len());
+        for (index, command) in envelope.iter().enumerate() {
             self.command(command).await?;
             let reply = self.read_reply(self.timeouts.command).await?;
-            let stop = (index == 0 && reply.code / 100 != 2)
-                || (index == commands.len() - 2
-                    && !replies.iter().skip(1).chain([&reply]).any(|r: &ServerReply| r.code / 100 == 2));
+            let refused_mail = index == 0 && reply.code / 100 != 2;
             replies.push(reply);
-            if stop && index < commands.len() - 1 {
-                break;
+            if refused_mail {
+                return Ok((replies, None));
             }
         }
-        Ok(replies)
+        if !replies.iter().skip(1).any(|r| r.code / 100 == 2) {
+            return Ok((replies, None));
+        }
+        self.command(data).await?;
+        let reply = self.read_reply(self.timeouts.command).await?;
+        Ok((replies, Some(reply)))
     }
 
     /// After a `354` we cannot use: an empty message is not acceptable, so send
@@ -365,8 +382,12 @@ impl OutboundSession {
             };
             let last = line.as_bytes().get(3) != Some(&b'-');
             lines.push(line.get(4..).unwrap_or_default().to_owned());
-            if last || lines.len() >= MAX_REPLY_LINES {
+            if last {
                 return Ok(ServerReply { code, text: lines.join("\n") });
+            }
+            if lines.len() >= MAX_REPLY_LINES {
+                // Reading on would take the rest as later replies: give the session up.
+                return Err(AttemptError::Transport(format!("reply longer than {MAX_REPLY_LINES} lines")));
             }
         }
     }

@@ -190,3 +190,17 @@ async fn starttls_is_used_whenever_the_next_hop_offers_it() {
         assert!(lines.contains(expected), "{expected:?} not in:\n{lines}");
     }
 }
+
+#[tokio::test]
+async fn without_pipelining_a_refused_recipient_fails_at_once() {
+    let sink = Sink::start().await;
+    sink.no_pipelining.store(true, Ordering::SeqCst);
+    sink.rcpt_replies.lock().unwrap().insert(KIM.into(), "550 5.1.1 user unknown".into());
+    let mut settings = test_settings();
+    route(&mut settings, "woodgrovebank.com", &[(10, sink.address)]);
+    let relay = relay_with(settings, |_| {}).await;
+    submit(&relay, TED, &[KIM], "to nobody").await;
+    let dsn = relay.wait_for_mail(TED, 1).await.remove(0);
+    assert!(dsn.contains("Status: 5.1.1") && dsn.contains("550 5.1.1 user unknown"), "{dsn}");
+    assert!(sink.messages().is_empty());
+}

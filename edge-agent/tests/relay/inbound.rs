@@ -132,10 +132,10 @@ async fn bdat_chunks_make_one_message() {
     client.command(&format!("RCPT TO:<{TED}>"), 250).await;
     client.write(b"BDAT 18\r\nSubject: chunk\r\n\r\n").await;
     assert!(client.reply().await.starts_with("250 2.0.0 18 octets"));
-    client.write(b"BDAT 6 LAST\r\n.body\n").await;
+    client.write(b"BDAT 7 LAST\r\n.body\r\n").await;
     assert!(client.reply().await.starts_with("250 2.6.0"));
     let mail = relay.wait_for_mail(TED, 1).await;
-    assert!(mail[0].ends_with("Subject: chunk\r\n\r\n.body\n"), "{}", mail[0]);
+    assert!(mail[0].ends_with("Subject: chunk\r\n\r\n.body\r\n"), "{}", mail[0]);
 }
 
 #[tokio::test]
@@ -300,4 +300,23 @@ async fn python_smtplib_sends_through_starttls() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let mail = relay.wait_for_mail(TED, 1).await;
     assert!(mail[0].contains("with ESMTPS") && mail[0].contains("hello from smtplib"), "{}", mail[0]);
+}
+
+#[tokio::test]
+async fn bdat_text_is_held_to_the_data_rules_and_data_cannot_follow_bdat() {
+    let relay = TestRelay::start(contoso_config(), test_settings()).await;
+    let mut client = Client::connect(relay.address("Inet")).await;
+    client.command("EHLO a.example", 250).await;
+    client.command(&format!("MAIL FROM:<{FROM}>"), 250).await;
+    client.command(&format!("RCPT TO:<{TED}>"), 250).await;
+    client.write(b"BDAT 21 LAST\r\nSubject: x\r\n\r\nbare\nLF").await;
+    let reply = client.reply().await;
+    assert!(reply.starts_with("550 5.6.0") && reply.contains("bare CR or LF"), "{reply}");
+
+    client.command(&format!("MAIL FROM:<{FROM}>"), 250).await;
+    client.command(&format!("RCPT TO:<{TED}>"), 250).await;
+    client.write(b"BDAT 4\r\nab\r\n").await;
+    assert!(client.reply().await.starts_with("250 2.0.0 4 octets"));
+    assert!(client.command("DATA", 503).await.contains("DATA not allowed after BDAT"));
+    assert!(relay.relay.queue.is_empty());
 }

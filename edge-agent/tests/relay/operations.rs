@@ -103,13 +103,13 @@ async fn operators_list_retry_and_remove_queued_mail_and_read_protocol_logs(pool
         "{lines:?}"
     );
 
-    // A view-only admin may look but not touch.
-    let viewer = controller.client(&controller.issue(Role::ViewOnly, "viewer", &[]).await).await;
-    let mut viewer = viewer;
-    assert_eq!(
-        viewer.list_queue(pb::ListQueueRequest { edge: "mail1".into() }).await.unwrap().into_inner().messages.len(),
-        1
-    );
+    // Queues and logs name people: a view-only admin sees neither; a server-admin of the edge does.
+    let mut viewer = controller.client(&controller.issue(Role::ViewOnly, "viewer", &[]).await).await;
+    let denied = viewer.list_queue(pb::ListQueueRequest { edge: "mail1".into() }).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let mut operator = controller.client(&controller.issue(Role::ServerAdmin, "ops", &["mail1"]).await).await;
+    let listed = operator.list_queue(pb::ListQueueRequest { edge: "mail1".into() }).await.unwrap().into_inner();
+    assert_eq!(listed.messages.len(), 1);
     let request = pb::QueuedMessageRequest { edge: "mail1".into(), message_id: id.clone() };
     assert_eq!(viewer.remove_queued_message(request.clone()).await.unwrap_err().code(), Code::PermissionDenied);
     let denied =

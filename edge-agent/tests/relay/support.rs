@@ -190,6 +190,8 @@ pub struct Sink {
     /// The next N DATA replies are this (then `250`).
     pub data_failures: Arc<Mutex<(usize, String)>>,
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// When set, EHLO does not offer PIPELINING (commands go one at a time).
+    pub no_pipelining: Arc<std::sync::atomic::AtomicBool>,
     /// Offers STARTTLS with a self-signed certificate when set.
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
@@ -240,6 +242,7 @@ impl Sink {
             rcpt_replies: Arc::default(),
             data_failures: Arc::new(Mutex::new((0, String::new()))),
             connections: Arc::default(),
+            no_pipelining: Arc::default(),
             tls,
             shutdown: CancellationToken::new(),
         };
@@ -294,7 +297,12 @@ impl Sink {
             let upper = command.to_ascii_uppercase();
             let reply = if upper.starts_with("EHLO") {
                 let starttls = if self.tls.is_some() && !tls { "250-STARTTLS\r\n" } else { "" };
-                format!("250-sink.test\r\n{starttls}250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n")
+                let pipelining = if self.no_pipelining.load(std::sync::atomic::Ordering::SeqCst) {
+                    ""
+                } else {
+                    "250-PIPELINING\r\n"
+                };
+                format!("250-sink.test\r\n{starttls}{pipelining}250-8BITMIME\r\n250 SIZE 10000000\r\n")
             } else if upper == "STARTTLS" && self.tls.is_some() && !tls {
                 let _ = stream.write_all(b"220 2.0.0 ready\r\n").await;
                 return true;

@@ -81,13 +81,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.output.extend_from_slice(reply.to_wire().as_bytes());
     }
 
-    /// Writes queued replies now.
+    /// Writes queued replies now, within the same deadlines as reads: a client
+    /// that pipelines and never reads cannot hold the session (and its slot) forever.
     pub async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
-            self.stream.flush().await?;
-            self.output.clear();
+        if self.output.is_empty() {
+            return Ok(());
         }
+        let deadline = (Instant::now() + self.deadlines.idle).min(self.deadlines.session_end);
+        let write = async {
+            self.stream.write_all(&self.output).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout_at(deadline, write).await {
+            Ok(result) => result?,
+            Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read replies")),
+        }
+        self.output.clear();
         Ok(())
     }
 
@@ -145,6 +154,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // True while in the tail of an over-long line taken in pieces: neither a
         // terminator nor dot-stuffing can start mid-line.
         let mut continuing = false;
+        // The terminator must follow a CRLF: after a bare LF, ".\r\n" is content
+        // (else `x\n.\r\n` would end the message and smuggle what follows).
+        let mut after_crlf = true;
         loop {
             let pending = &self.input[self.start..];
             let Some(newline) = pending.iter().position(|&b| b == b'\n') else {
@@ -161,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             let line = &self.input[self.start..self.start + newline + 1];
             let crlf = newline >= 1 && line[newline - 1] == b'\r';
-            if line == b".\r\n" && !continuing {
+            if line == b".\r\n" && !continuing && after_crlf {
                 self.start += newline + 1;
                 return Ok(body);
             }
@@ -176,6 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             let unstuffed = if line.first() == Some(&b'.') && !continuing { &line[1..] } else { line };
             continuing = false;
+            after_crlf = crlf;
             let chunk = unstuffed.to_vec();
             self.start += newline + 1;
             take(&mut body, &chunk, size_limit);
@@ -288,6 +301,15 @@ mod tests {
         let body = conn.read_data(1000, 1000).await.unwrap();
         assert_eq!(body.bytes, b"a\r\n.b\r\nc\n\nd\r\n");
         assert!(body.bare_line_ending, "bare LF is flagged, and does not end the message");
+        assert_eq!(conn.read_command(512).await.unwrap(), Line::Command(b"NOOP".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_dot_line_after_a_bare_lf_does_not_end_the_message() {
+        let mut conn = connection(b"x\n.\r\nMAIL FROM:<evil@x.com>\r\n.\r\nNOOP\r\n").await;
+        let body = conn.read_data(1000, 1000).await.unwrap();
+        assert!(body.bare_line_ending);
+        assert!(body.bytes.ends_with(b"MAIL FROM:<evil@x.com>\r\n"), "{:?}", String::from_utf8_lossy(&body.bytes));
         assert_eq!(conn.read_command(512).await.unwrap(), Line::Command(b"NOOP".to_vec()));
     }
 

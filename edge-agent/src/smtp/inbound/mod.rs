@@ -184,13 +184,13 @@ impl Inbound {
         let Some(connector) = select_connector(&config.receive_connectors, binding, remote.ip()).cloned() else {
             self.metrics.add(&self.metrics.sessions_refused, 1);
             debug!("no receive connector serves this address");
-            let _ = stream.write_all(b"554 5.7.1 No service for your address\r\n").await;
+            refuse(&mut stream, b"554 5.7.1 No service for your address\r\n").await;
             return;
         };
         let connector_id = format!("{}\\{}", connector.edge, connector.name);
         let Some(_slot) = self.clone().take_slot(&connector_id, remote.ip()) else {
             self.metrics.add(&self.metrics.sessions_refused, 1);
-            let _ = stream.write_all(b"421 4.3.2 Too many connections; try again later\r\n").await;
+            refuse(&mut stream, b"421 4.3.2 Too many connections; try again later\r\n").await;
             return;
         };
         let local = stream.local_addr().unwrap_or(binding);
@@ -319,6 +319,11 @@ pub fn select_connector(
         })
         .max_by_key(|(specificity, _)| *specificity)
         .map(|(_, c)| c)
+}
+
+/// Writes a one-line refusal, giving up after a few seconds (the client may not read).
+async fn refuse(stream: &mut TcpStream, reply: &[u8]) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.write_all(reply)).await;
 }
 
 fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {

@@ -367,6 +367,10 @@ impl Session {
         if let Some(refusal) = self.transaction_refusal() {
             return self.refuse(connection, refusal);
         }
+        if self.transaction.as_ref().is_some_and(|t| t.chunks.is_some()) {
+            // RFC 3030 §2: DATA may not follow BDAT in one transaction.
+            return self.refuse(connection, Reply::new(503, "5.5.1", "DATA not allowed after BDAT; send BDAT LAST"));
+        }
         let reply = Reply::new(354, "", "Start mail input; end with <CRLF>.<CRLF>");
         self.send(connection, &Reply { status: "", ..reply });
         if connection.flush().await.is_err() {
@@ -377,7 +381,7 @@ impl Session {
             Ok(body) => body,
             Err(_) => return Flow::Quit,
         };
-        if let Some(refusal) = body_refusal(&body, limit) {
+        if let Some(refusal) = body_refusal(&body, limit, self.context.limits.max_line_length) {
             self.transaction = None;
             return self.refuse(connection, refusal);
         }
@@ -425,6 +429,12 @@ impl Session {
                 Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size of {limit} bytes")),
             );
         }
+        // BINARYMIME is not offered: chunks hold text, held to the same rules as DATA.
+        let scanned = scan_text(&chunks, self.context.limits.max_line_length);
+        if let Some(refusal) = body_refusal(&scanned, limit, self.context.limits.max_line_length) {
+            self.transaction = None;
+            return self.refuse(connection, refusal);
+        }
         self.accept(connection, chunks).await
     }
 
@@ -445,7 +455,8 @@ impl Session {
             );
         }
         // Nobody outside can forge the mark: any copy arriving with the message goes.
-        message.extend_from_slice(&mark::scrub(&body, &self.context.fqdn));
+        let names = [self.context.fqdn.as_str(), self.context.config.fqdn.as_str()];
+        message.extend_from_slice(&mark::scrub(&body, &names));
         let secured_domain = transaction.secured.as_ref().map(|s| s.domain.clone());
         let envelope = Envelope {
             id: id.clone(),
@@ -576,7 +587,33 @@ fn syntax_reply(error: &SyntaxError) -> Reply {
     }
 }
 
-fn body_refusal(body: &Body, limit: u64) -> Option<Reply> {
+/// The content checks of DATA, for a message that arrived in BDAT chunks.
+fn scan_text(message: &[u8], line_limit: usize) -> Body {
+    let mut body = Body { received: message.len() as u64, ..Body::default() };
+    let mut line_start = 0;
+    for (index, &byte) in message.iter().enumerate() {
+        match byte {
+            0 => body.nul = true,
+            b'\n' => {
+                if index == 0 || message[index - 1] != b'\r' {
+                    body.bare_line_ending = true;
+                }
+                if index + 1 - line_start > line_limit {
+                    body.long_line = true;
+                }
+                line_start = index + 1;
+            }
+            b'\r' if message.get(index + 1) != Some(&b'\n') => body.bare_line_ending = true,
+            _ => {}
+        }
+    }
+    if message.len() - line_start > line_limit {
+        body.long_line = true;
+    }
+    body
+}
+
+fn body_refusal(body: &Body, limit: u64, line_limit: usize) -> Option<Reply> {
     if body.received > limit {
         return Some(Reply::new(
             552,
@@ -598,7 +635,7 @@ fn body_refusal(body: &Body, limit: u64) -> Option<Reply> {
         return Some(Reply::new(
             550,
             "5.6.0",
-            "Message refused: a text line is longer than 1000 octets (RFC 5321 section 4.5.3.1.6)",
+            format!("Message refused: a text line is longer than {line_limit} octets (RFC 5321 section 4.5.3.1.6)"),
         ));
     }
     None
