@@ -1,20 +1,20 @@
 //! One inbound SMTP session: the RFC 5321 state machine over a [`Connection`],
 //! run once in plain text and, after STARTTLS, again over TLS with a fresh state.
 
-use std::{net::SocketAddr, sync::Arc, time::SystemTime};
+use std::{net::SocketAddr, sync::Arc};
 
 use domainsec_model::{Domain, PermissionGroup, ReceiveConnector};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use super::connection::{Body, Connection, Line, ReadError};
+use super::connection::{Connection, Line, ReadError};
 use crate::{
     apply::EdgeConfig,
     config::SessionLimits,
-    domain_security::{DomainSecurity, mark, peer::PeerFailure},
+    domain_security::DomainSecurity,
     metrics::RelayMetrics,
     protocol_log::{Event, SessionLog},
-    queue::{Queue, spool::Envelope},
+    queue::Queue,
     smtp::{
         address::Mailbox,
         command::{Command, MailParams, SyntaxError},
@@ -22,6 +22,9 @@ use crate::{
         tls_info::TlsInfo,
     },
 };
+
+mod message;
+mod partner;
 
 /// Everything a session needs, fixed when the client connects (a configuration
 /// change applies to the next session).
@@ -288,61 +291,6 @@ impl Session {
         self.reply(connection, Reply::new(250, "2.1.0", format!("<{shown}> Sender OK")))
     }
 
-    /// The sender's domain when this connector enforces Domain Security and the
-    /// domain is on the receive secure list (subdomains only where the list says so).
-    fn secure_domain(&self, from: Option<&Mailbox>) -> Option<String> {
-        if !self.context.connector.domain_secure_enabled {
-            return None;
-        }
-        let domain = Domain::parse(from?.domain()).ok()?;
-        self.context.config.transport.requires_secure_receive(&domain).then(|| domain.to_string())
-    }
-
-    /// The paper's inbound rule: TLS, a client certificate, a trusted chain, not
-    /// revoked, a name matching the sender's domain. The refusal names the problem.
-    async fn verify_partner(&mut self, domain: &str) -> Result<Secured, Reply> {
-        let security = self.context.security.clone();
-        let temporary = security.settings.temporary_refusals;
-        let refuse = |code: u16, status: &'static str, kind: &'static str, problem: String| {
-            security.counters.inbound_refusal(domain, kind);
-            let (code, status) = if temporary { (450, temporary_status(status)) } else { (code, status) };
-            Reply::new(code, status, format!("Domain Security for {domain}: {problem}"))
-        };
-        let Some(tls) = &self.tls else {
-            self.log.record(Event::Information, domain, "Domain Security: STARTTLS not used");
-            return Err(refuse(530, "5.7.10", "starttls-not-used", "STARTTLS not used".to_owned()));
-        };
-        if tls.peer_certificates.is_empty() {
-            self.log.record(Event::Information, domain, "Domain Security: no client certificate presented");
-            return Err(refuse(550, "5.7.1", "no-certificate", "no client certificate presented".to_owned()));
-        }
-        let role = security.client_role();
-        match security.check(&self.context.config, &tls.peer_certificates, role, domain).await {
-            Ok(peer) => {
-                self.log.record(Event::Information, &format!("{domain}; cert={}", peer.sha256), "Domain Secured");
-                Ok(Secured { domain: domain.to_owned(), certificate_sha256: peer.sha256 })
-            }
-            Err(failure) if failure.is_transient() => {
-                security.counters.inbound_refusal(domain, failure.kind());
-                self.log.record(Event::Information, &failure.to_string(), "Domain Security: transient failure");
-                Err(Reply::new(
-                    451,
-                    "4.7.5",
-                    format!("Domain Security for {domain}: client certificate {failure}; try again later"),
-                ))
-            }
-            Err(failure) => {
-                self.log.record(Event::Information, &failure.to_string(), "Domain Security: refused");
-                let problem = match &failure {
-                    PeerFailure::Revoked => "client certificate revoked".to_owned(),
-                    PeerFailure::NameMismatch { .. } => format!("client certificate {failure}"),
-                    other => format!("client certificate not trusted: {other}"),
-                };
-                Err(refuse(550, "5.7.5", failure.kind(), problem))
-            }
-        }
-    }
-
     fn rcpt<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>, to: Mailbox) -> Flow {
         let max_recipients = self.context.limits.max_recipients;
         let may_relay = self.may_relay_to(&to);
@@ -361,152 +309,6 @@ impl Session {
         let shown = to.to_string();
         transaction.recipients.push(to);
         self.reply(connection, Reply::new(250, "2.1.5", format!("<{shown}> Recipient OK")))
-    }
-
-    async fn data<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>) -> Flow {
-        if let Some(refusal) = self.transaction_refusal() {
-            return self.refuse(connection, refusal);
-        }
-        if self.transaction.as_ref().is_some_and(|t| t.chunks.is_some()) {
-            // RFC 3030 §2: DATA may not follow BDAT in one transaction.
-            return self.refuse(connection, Reply::new(503, "5.5.1", "DATA not allowed after BDAT; send BDAT LAST"));
-        }
-        let reply = Reply::new(354, "", "Start mail input; end with <CRLF>.<CRLF>");
-        self.send(connection, &Reply { status: "", ..reply });
-        if connection.flush().await.is_err() {
-            return Flow::Quit;
-        }
-        let limit = self.context.connector.max_message_size.bytes();
-        let body = match connection.read_data(limit, self.context.limits.max_line_length).await {
-            Ok(body) => body,
-            Err(_) => return Flow::Quit,
-        };
-        if let Some(refusal) = body_refusal(&body, limit, self.context.limits.max_line_length) {
-            self.transaction = None;
-            return self.refuse(connection, refusal);
-        }
-        self.accept(connection, body.bytes).await
-    }
-
-    async fn bdat<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        connection: &mut Connection<S>,
-        size: u64,
-        last: bool,
-    ) -> Flow {
-        let limit = self.context.connector.max_message_size.bytes();
-        let refusal = self.transaction_refusal();
-        let mut discard = Vec::new();
-        let (buffer, within) = match (&refusal, self.transaction.as_mut()) {
-            (None, Some(transaction)) => {
-                let (buffer, broken) = transaction.chunks.get_or_insert_with(|| (Vec::new(), false));
-                let within = match connection.read_chunk(size, buffer, limit).await {
-                    Ok(within) => within,
-                    Err(_) => return Flow::Quit,
-                };
-                *broken |= !within;
-                (None, !*broken)
-            }
-            _ => {
-                // RFC 3030: the chunk is read (and dropped) even when refused.
-                if connection.read_chunk(size, &mut discard, 0).await.is_err() {
-                    return Flow::Quit;
-                }
-                (refusal, false)
-            }
-        };
-        if let Some(refusal) = buffer {
-            return self.refuse(connection, refusal);
-        }
-        if !last {
-            return self.reply(connection, Reply::new(250, "2.0.0", format!("{size} octets received")));
-        }
-        let chunks = self.transaction.as_mut().and_then(|t| t.chunks.take()).map(|(b, _)| b).unwrap_or_default();
-        if !within {
-            self.transaction = None;
-            return self.refuse(
-                connection,
-                Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size of {limit} bytes")),
-            );
-        }
-        // BINARYMIME is not offered: chunks hold text, held to the same rules as DATA.
-        let scanned = scan_text(&chunks, self.context.limits.max_line_length);
-        if let Some(refusal) = body_refusal(&scanned, limit, self.context.limits.max_line_length) {
-            self.transaction = None;
-            return self.refuse(connection, refusal);
-        }
-        self.accept(connection, chunks).await
-    }
-
-    /// Spools the message and answers `250` only once it is on disk.
-    async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        connection: &mut Connection<S>,
-        body: Vec<u8>,
-    ) -> Flow {
-        let Some(transaction) = self.transaction.take() else {
-            return self.refuse(connection, Reply::new(503, "5.5.1", "Need MAIL before DATA"));
-        };
-        let id = crate::queue::spool::Spool::new_id();
-        let mut message = self.received_header(&id, &transaction);
-        if let Some(secured) = &transaction.secured {
-            message.extend_from_slice(
-                mark::mark(&self.context.fqdn, &secured.domain, &secured.certificate_sha256).as_bytes(),
-            );
-        }
-        // Nobody outside can forge the mark: any copy arriving with the message goes.
-        let names = [self.context.fqdn.as_str(), self.context.config.fqdn.as_str()];
-        message.extend_from_slice(&mark::scrub(&body, &names));
-        let secured_domain = transaction.secured.as_ref().map(|s| s.domain.clone());
-        let envelope = Envelope {
-            id: id.clone(),
-            arrival: SystemTime::now(),
-            sender: transaction.from,
-            envelope_id: transaction.params.envelope_id,
-            recipients: transaction.recipients,
-            source: self.context.connector_id.clone(),
-            client: Some(self.context.remote),
-        };
-        let recipients = envelope.recipients.len();
-        match self.context.queue.submit(envelope, message).await {
-            Ok(()) => {
-                self.messages += 1;
-                self.context.metrics.add(&self.context.metrics.messages_received, 1);
-                if let Some(domain) = &secured_domain {
-                    self.context.security.counters.received(domain);
-                }
-                info!(queue_id = %id, recipients, "message accepted");
-                self.log.record(Event::Information, &id, "Message queued");
-                self.reply(connection, Reply::new(250, "2.6.0", format!("<{id}> Queued mail for delivery")))
-            }
-            Err(error) => {
-                warn!(%error, "cannot spool the message; answering 451");
-                self.reply(connection, Reply::new(451, "4.3.0", "Cannot queue the message now; try again later"))
-            }
-        }
-    }
-
-    fn received_header(&self, id: &str, transaction: &Transaction) -> Vec<u8> {
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let protocol = match (&self.tls, self.esmtp) {
-            (Some(_), _) => "ESMTPS",
-            (None, true) => "ESMTP",
-            (None, false) => "SMTP",
-        };
-        let tls = self.tls.as_ref().map(|t| format!(" {}", t.received_comment())).unwrap_or_default();
-        let recipient = match transaction.recipients.as_slice() {
-            [only] => format!("\r\n\tfor <{only}>"),
-            _ => String::new(),
-        };
-        let date =
-            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
-        format!(
-            "Received: from {} ([{}])\r\n\tby {} (DomainSec) with {protocol}{tls} id {id}{recipient};\r\n\t{date}\r\n",
-            sanitize_helo(helo),
-            self.context.remote.ip(),
-            self.context.fqdn
-        )
-        .into_bytes()
     }
 
     fn transaction_refusal(&self) -> Option<Reply> {
@@ -567,15 +369,6 @@ impl Session {
 /// The longest command line RFC 5321 §4.5.3.1.4 allows, CRLF included.
 const COMMAND_LINE_LIMIT: usize = 512;
 
-/// The 4xx twin of a 5xx enhanced status (for `temporary_refusals`).
-fn temporary_status(status: &'static str) -> &'static str {
-    match status {
-        "5.7.10" => "4.7.10",
-        "5.7.1" => "4.7.1",
-        _ => "4.7.5",
-    }
-}
-
 fn syntax_reply(error: &SyntaxError) -> Reply {
     match error {
         SyntaxError::Unknown => Reply::new(500, "5.5.1", "Command unrecognized"),
@@ -585,63 +378,4 @@ fn syntax_reply(error: &SyntaxError) -> Reply {
             Reply::new(501, "5.5.4", error.to_string())
         }
     }
-}
-
-/// The content checks of DATA, for a message that arrived in BDAT chunks.
-fn scan_text(message: &[u8], line_limit: usize) -> Body {
-    let mut body = Body { received: message.len() as u64, ..Body::default() };
-    let mut line_start = 0;
-    for (index, &byte) in message.iter().enumerate() {
-        match byte {
-            0 => body.nul = true,
-            b'\n' => {
-                if index == 0 || message[index - 1] != b'\r' {
-                    body.bare_line_ending = true;
-                }
-                if index + 1 - line_start > line_limit {
-                    body.long_line = true;
-                }
-                line_start = index + 1;
-            }
-            b'\r' if message.get(index + 1) != Some(&b'\n') => body.bare_line_ending = true,
-            _ => {}
-        }
-    }
-    if message.len() - line_start > line_limit {
-        body.long_line = true;
-    }
-    body
-}
-
-fn body_refusal(body: &Body, limit: u64, line_limit: usize) -> Option<Reply> {
-    if body.received > limit {
-        return Some(Reply::new(
-            552,
-            "5.3.4",
-            format!("Message size exceeds fixed maximum message size of {limit} bytes"),
-        ));
-    }
-    if body.bare_line_ending {
-        return Some(Reply::new(
-            550,
-            "5.6.0",
-            "Message refused: bare CR or LF in the message text; lines must end with CRLF (RFC 5321 section 2.3.8)",
-        ));
-    }
-    if body.nul {
-        return Some(Reply::new(550, "5.6.0", "Message refused: NUL character in the message text"));
-    }
-    if body.long_line {
-        return Some(Reply::new(
-            550,
-            "5.6.0",
-            format!("Message refused: a text line is longer than {line_limit} octets (RFC 5321 section 4.5.3.1.6)"),
-        ));
-    }
-    None
-}
-
-/// The HELO name goes into a header: keep it to printable ASCII without spaces.
-fn sanitize_helo(helo: &str) -> String {
-    helo.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | ';')).take(255).collect()
 }
