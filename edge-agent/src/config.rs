@@ -65,6 +65,9 @@ pub struct SessionLimits {
     pub max_sessions_per_ip: usize,
     /// Refused commands before the session is closed.
     pub max_errors: u32,
+    /// Memory all sessions together may hold for message bodies being received;
+    /// beyond it a message gets `452 4.3.1` (try again later).
+    pub max_receiving_memory: usize,
 }
 
 /// Queue and delivery timing.
@@ -139,6 +142,7 @@ impl Default for SessionLimits {
             max_sessions_per_connector: 5000,
             max_sessions_per_ip: 20,
             max_errors: 10,
+            max_receiving_memory: 512 * 1024 * 1024,
         }
     }
 }

@@ -320,3 +320,22 @@ async fn bdat_text_is_held_to_the_data_rules_and_data_cannot_follow_bdat() {
     assert!(client.command("DATA", 503).await.contains("DATA not allowed after BDAT"));
     assert!(relay.relay.queue.is_empty());
 }
+
+#[tokio::test]
+async fn bodies_past_the_memory_budget_are_deferred_and_the_budget_comes_back() {
+    let mut settings = test_settings();
+    settings.limits.max_receiving_memory = 1000;
+    let relay = TestRelay::start(contoso_config(), settings).await;
+    let mut client = Client::connect(relay.address("Inet")).await;
+    client.command("EHLO a.example", 250).await;
+    let big = format!("Subject: big\r\n\r\n{}", "x\r\n".repeat(600));
+    let reply = client.send_message(FROM, &[TED], &big).await;
+    assert!(reply.starts_with("452 4.3.1 Insufficient system storage"), "{reply}");
+    client.command(&format!("MAIL FROM:<{FROM}>"), 250).await;
+    client.command(&format!("RCPT TO:<{TED}>"), 250).await;
+    client.write(b"BDAT 1500 LAST\r\n").await;
+    client.write(big.as_bytes()[..1500].to_vec().as_slice()).await;
+    assert!(client.reply().await.starts_with("452 4.3.1"));
+    let reply = client.send_message(FROM, &[TED], "Subject: small\r\n\r\nfits").await;
+    assert!(reply.starts_with("250 2.6.0"), "the budget was given back: {reply}");
+}

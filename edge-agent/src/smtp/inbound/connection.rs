@@ -9,6 +9,7 @@ use tokio::{
     time::Instant,
 };
 
+use super::budget::Reservation;
 use crate::smtp::reply::Reply;
 
 /// What reading a command line produced.
@@ -50,6 +51,8 @@ pub struct Body {
     pub nul: bool,
     /// A line longer than the text line limit was seen.
     pub long_line: bool,
+    /// The edge's memory budget for bodies was exhausted; the rest was dropped.
+    pub over_budget: bool,
 }
 
 /// Timeouts for reads.
@@ -149,7 +152,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Reads a DATA body up to the lone `.` line. Only CRLF `.` CRLF ends it (a
     /// bare-LF variant is content, so no message can be smuggled past this edge).
-    pub async fn read_data(&mut self, size_limit: u64, line_limit: usize) -> Result<Body, ReadError> {
+    pub async fn read_data(
+        &mut self,
+        size_limit: u64,
+        line_limit: usize,
+        reservation: &mut Reservation,
+    ) -> Result<Body, ReadError> {
         let mut body = Body::default();
         // True while in the tail of an over-long line taken in pieces: neither a
         // terminator nor dot-stuffing can start mid-line.
@@ -166,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     continuing = true;
                     let chunk = pending.to_vec();
                     self.start = self.input.len();
-                    take(&mut body, &chunk, size_limit);
+                    take(&mut body, &chunk, size_limit, reservation);
                 }
                 self.fill().await?;
                 continue;
@@ -191,13 +199,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             after_crlf = crlf;
             let chunk = unstuffed.to_vec();
             self.start += newline + 1;
-            take(&mut body, &chunk, size_limit);
+            take(&mut body, &chunk, size_limit, reservation);
         }
     }
 
     /// Reads exactly `size` octets of a BDAT chunk, appending to `into` while it
-    /// stays within `size_limit`. Returns false when the limit was exceeded.
-    pub async fn read_chunk(&mut self, size: u64, into: &mut Vec<u8>, size_limit: u64) -> Result<bool, ReadError> {
+    /// stays within `size_limit` and the memory `reservation`. Returns false when
+    /// either was exceeded.
+    pub async fn read_chunk(
+        &mut self,
+        size: u64,
+        into: &mut Vec<u8>,
+        size_limit: u64,
+        reservation: &mut Reservation,
+    ) -> Result<bool, ReadError> {
         let mut remaining = size;
         let mut within = true;
         while remaining > 0 {
@@ -207,7 +222,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let available = (self.input.len() - self.start) as u64;
             let take_now = available.min(remaining) as usize;
             let chunk = &self.input[self.start..self.start + take_now];
-            if within && (into.len() + chunk.len()) as u64 <= size_limit {
+            if within && (into.len() + chunk.len()) as u64 <= size_limit && reservation.grow(chunk.len()) {
                 into.extend_from_slice(chunk);
             } else {
                 within = false;
@@ -243,16 +258,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-fn take(body: &mut Body, chunk: &[u8], size_limit: u64) {
+fn take(body: &mut Body, chunk: &[u8], size_limit: u64, reservation: &mut Reservation) {
     body.received += chunk.len() as u64;
-    if body.received <= size_limit {
+    if body.received > size_limit || body.over_budget {
+        return;
+    }
+    if reservation.grow(chunk.len()) {
         body.bytes.extend_from_slice(chunk);
+    } else {
+        body.over_budget = true;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unlimited() -> Reservation {
+        super::super::budget::BodyBudget::new(usize::MAX).reservation()
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_memory_budget_is_read_but_not_kept() {
+        let mut conn = connection(b"0123456789\r\n0123456789\r\n.\r\n").await;
+        let budget = super::super::budget::BodyBudget::new(15);
+        let body = conn.read_data(1000, 1000, &mut budget.reservation()).await.unwrap();
+        assert!(body.over_budget);
+        assert_eq!(body.bytes, b"0123456789\r\n");
+        assert_eq!(budget.used(), 0, "given back when the message is done");
+    }
 
     fn deadlines() -> Deadlines {
         Deadlines { idle: Duration::from_secs(5), session_end: Instant::now() + Duration::from_secs(60) }
@@ -298,7 +332,7 @@ mod tests {
     #[tokio::test]
     async fn data_ends_only_at_crlf_dot_crlf_and_is_unstuffed() {
         let mut conn = connection(b"a\r\n..b\r\nc\n.\nd\r\n.\r\nNOOP\r\n").await;
-        let body = conn.read_data(1000, 1000).await.unwrap();
+        let body = conn.read_data(1000, 1000, &mut unlimited()).await.unwrap();
         assert_eq!(body.bytes, b"a\r\n.b\r\nc\n\nd\r\n");
         assert!(body.bare_line_ending, "bare LF is flagged, and does not end the message");
         assert_eq!(conn.read_command(512).await.unwrap(), Line::Command(b"NOOP".to_vec()));
@@ -307,7 +341,7 @@ mod tests {
     #[tokio::test]
     async fn a_dot_line_after_a_bare_lf_does_not_end_the_message() {
         let mut conn = connection(b"x\n.\r\nMAIL FROM:<evil@x.com>\r\n.\r\nNOOP\r\n").await;
-        let body = conn.read_data(1000, 1000).await.unwrap();
+        let body = conn.read_data(1000, 1000, &mut unlimited()).await.unwrap();
         assert!(body.bare_line_ending);
         assert!(body.bytes.ends_with(b"MAIL FROM:<evil@x.com>\r\n"), "{:?}", String::from_utf8_lossy(&body.bytes));
         assert_eq!(conn.read_command(512).await.unwrap(), Line::Command(b"NOOP".to_vec()));
@@ -316,7 +350,7 @@ mod tests {
     #[tokio::test]
     async fn data_over_the_size_limit_is_read_to_the_end_but_not_kept() {
         let mut conn = connection(b"0123456789\r\n0123456789\r\n.\r\n").await;
-        let body = conn.read_data(15, 1000).await.unwrap();
+        let body = conn.read_data(15, 1000, &mut unlimited()).await.unwrap();
         assert_eq!(body.received, 24);
         assert_eq!(body.bytes, b"0123456789\r\n");
     }
@@ -324,7 +358,7 @@ mod tests {
     #[tokio::test]
     async fn nul_and_long_lines_are_flagged() {
         let mut conn = connection(b"a\0b\r\n0123456789\r\n.\r\n").await;
-        let body = conn.read_data(1000, 8).await.unwrap();
+        let body = conn.read_data(1000, 8, &mut unlimited()).await.unwrap();
         assert!(body.nul && body.long_line && !body.bare_line_ending);
     }
 
@@ -332,7 +366,7 @@ mod tests {
     async fn bdat_chunks_are_exact_and_binary() {
         let mut conn = connection(b"\r\n.\r\nxyzNOOP\r\n").await;
         let mut message = Vec::new();
-        assert!(conn.read_chunk(8, &mut message, 100).await.unwrap());
+        assert!(conn.read_chunk(8, &mut message, 100, &mut unlimited()).await.unwrap());
         assert_eq!(message, b"\r\n.\r\nxyz");
         assert_eq!(conn.read_command(512).await.unwrap(), Line::Command(b"NOOP".to_vec()));
     }

@@ -3,6 +3,7 @@
 //! sessions, no restart), the connector chosen per client by its most specific
 //! remote IP range, and session caps per connector and per remote address.
 
+pub mod budget;
 pub mod connection;
 pub mod session;
 
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use self::{
+    budget::BodyBudget,
     connection::{Connection, Deadlines},
     session::{Next, Session, SessionContext},
 };
@@ -57,6 +59,7 @@ pub struct Inbound {
     pub listening: Arc<Mutex<HashSet<SocketAddr>>>,
     /// Partner checks and counters.
     pub security: Arc<DomainSecurity>,
+    budget: Arc<BodyBudget>,
     sessions: Mutex<SessionCounts>,
 }
 
@@ -106,6 +109,7 @@ impl Inbound {
             credentials,
             listening,
             security,
+            budget: BodyBudget::new(limits.max_receiving_memory),
             sessions: Mutex::default(),
         })
     }
@@ -216,6 +220,7 @@ impl Inbound {
             queue: self.queue.clone(),
             metrics: self.metrics.clone(),
             security: self.security.clone(),
+            budget: self.budget.clone(),
             local,
             remote,
         });

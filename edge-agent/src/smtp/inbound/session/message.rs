@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{info, warn};
 
-use super::{Flow, Session, Transaction};
+use super::{Chunks, Flow, Session, Transaction};
+use crate::smtp::inbound::budget::BodyBudget;
 use crate::{
     domain_security::mark,
     protocol_log::Event,
@@ -32,7 +33,8 @@ impl Session {
             return Flow::Quit;
         }
         let limit = self.context.connector.max_message_size.bytes();
-        let body = match connection.read_data(limit, self.context.limits.max_line_length).await {
+        let mut reservation = self.context.budget.reservation();
+        let body = match connection.read_data(limit, self.context.limits.max_line_length, &mut reservation).await {
             Ok(body) => body,
             Err(_) => return Flow::Quit,
         };
@@ -40,7 +42,10 @@ impl Session {
             self.transaction = None;
             return self.refuse(connection, refusal);
         }
-        self.accept(connection, body.bytes).await
+        // The reservation is held until the message is on disk and in the queue.
+        let flow = self.accept(connection, body.bytes).await;
+        drop(reservation);
+        flow
     }
 
     pub(super) async fn bdat<S: AsyncRead + AsyncWrite + Unpin>(
@@ -52,45 +57,63 @@ impl Session {
         let limit = self.context.connector.max_message_size.bytes();
         let refusal = self.transaction_refusal();
         let mut discard = Vec::new();
-        let (buffer, within) = match (&refusal, self.transaction.as_mut()) {
+        let budget = self.context.budget.clone();
+        let refused = match (&refusal, self.transaction.as_mut()) {
             (None, Some(transaction)) => {
-                let (buffer, broken) = transaction.chunks.get_or_insert_with(|| (Vec::new(), false));
-                let within = match connection.read_chunk(size, buffer, limit).await {
+                let chunks = transaction.chunks.get_or_insert_with(|| Chunks {
+                    bytes: Vec::new(),
+                    received: 0,
+                    broken: false,
+                    reservation: budget.reservation(),
+                });
+                let within = match connection.read_chunk(size, &mut chunks.bytes, limit, &mut chunks.reservation).await
+                {
                     Ok(within) => within,
                     Err(_) => return Flow::Quit,
                 };
-                *broken |= !within;
-                (None, !*broken)
+                chunks.received += size;
+                chunks.broken |= !within;
+                None
             }
             _ => {
                 // RFC 3030: the chunk is read (and dropped) even when refused.
-                if connection.read_chunk(size, &mut discard, 0).await.is_err() {
+                let mut unlimited = BodyBudget::new(0).reservation();
+                if connection.read_chunk(size, &mut discard, 0, &mut unlimited).await.is_err() {
                     return Flow::Quit;
                 }
-                (refusal, false)
+                refusal
             }
         };
-        if let Some(refusal) = buffer {
+        if let Some(refusal) = refused {
             return self.refuse(connection, refusal);
         }
         if !last {
             return self.reply(connection, Reply::new(250, "2.0.0", format!("{size} octets received")));
         }
-        let chunks = self.transaction.as_mut().and_then(|t| t.chunks.take()).map(|(b, _)| b).unwrap_or_default();
-        if !within {
+        let Some(chunks) = self.transaction.as_mut().and_then(|t| t.chunks.take()) else {
+            return self.refuse(connection, Reply::new(503, "5.5.1", "Need MAIL and RCPT before BDAT"));
+        };
+        if chunks.received > limit {
             self.transaction = None;
             return self.refuse(
                 connection,
                 Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size of {limit} bytes")),
             );
         }
+        if chunks.broken {
+            self.transaction = None;
+            return self.reply(connection, insufficient_storage());
+        }
         // BINARYMIME is not offered: chunks hold text, held to the same rules as DATA.
-        let scanned = scan_text(&chunks, self.context.limits.max_line_length);
+        let scanned = scan_text(&chunks.bytes, self.context.limits.max_line_length);
         if let Some(refusal) = body_refusal(&scanned, limit, self.context.limits.max_line_length) {
             self.transaction = None;
             return self.refuse(connection, refusal);
         }
-        self.accept(connection, chunks).await
+        let Chunks { bytes, reservation, .. } = chunks;
+        let flow = self.accept(connection, bytes).await;
+        drop(reservation);
+        flow
     }
 
     /// Spools the message and answers `250` only once it is on disk.
@@ -191,6 +214,11 @@ fn scan_text(message: &[u8], line_limit: usize) -> Body {
     body
 }
 
+/// The edge's memory for incoming bodies is spoken for: a temporary refusal.
+fn insufficient_storage() -> Reply {
+    Reply::new(452, "4.3.1", "Insufficient system storage; try again later")
+}
+
 fn body_refusal(body: &Body, limit: u64, line_limit: usize) -> Option<Reply> {
     if body.received > limit {
         return Some(Reply::new(
@@ -198,6 +226,9 @@ fn body_refusal(body: &Body, limit: u64, line_limit: usize) -> Option<Reply> {
             "5.3.4",
             format!("Message size exceeds fixed maximum message size of {limit} bytes"),
         ));
+    }
+    if body.over_budget {
+        return Some(insufficient_storage());
     }
     if body.bare_line_ending {
         return Some(Reply::new(

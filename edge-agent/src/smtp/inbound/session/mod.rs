@@ -7,6 +7,7 @@ use domainsec_model::{Domain, PermissionGroup, ReceiveConnector};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, warn};
 
+use super::budget::{BodyBudget, Reservation};
 use super::connection::{Connection, Line, ReadError};
 use crate::{
     apply::EdgeConfig,
@@ -47,6 +48,8 @@ pub struct SessionContext {
     pub metrics: Arc<RelayMetrics>,
     /// Partner certificate checks and counters.
     pub security: Arc<DomainSecurity>,
+    /// Memory for bodies being received, shared by every session.
+    pub budget: Arc<BodyBudget>,
     /// Our address.
     pub local: SocketAddr,
     /// The client's address.
@@ -78,10 +81,21 @@ struct Transaction {
     from: Option<Mailbox>,
     params: MailParams,
     recipients: Vec<Mailbox>,
-    /// BDAT chunks so far, and whether one of them broke the size limit.
-    chunks: Option<(Vec<u8>, bool)>,
+    /// BDAT chunks so far.
+    chunks: Option<Chunks>,
     /// Set when the sender's domain is on the receive secure list and its partner verified.
     secured: Option<Secured>,
+}
+
+/// A message arriving in BDAT chunks.
+struct Chunks {
+    bytes: Vec<u8>,
+    /// Octets received, kept or not.
+    received: u64,
+    /// A chunk did not fit the size limit or the memory budget.
+    broken: bool,
+    /// Its share of the edge's memory budget for bodies.
+    reservation: Reservation,
 }
 
 /// A transaction from a verified partner (Domain Secured).
