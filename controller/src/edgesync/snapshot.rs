@@ -16,15 +16,17 @@ use tokio::sync::Mutex;
 
 use crate::db;
 
-/// The organization's configuration at one version.
+/// The organization's configuration at one version, already in wire form: a push
+/// to each of thousands of edges only filters and clones, it formats nothing.
 pub struct OrgConfig {
     /// The config version it was read at.
     pub version: u64,
     organization: String,
-    transport: TransportConfig,
+    transport: pb::TransportConfig,
     accepted_domains: Vec<String>,
-    send_connectors: Vec<SendConnector>,
-    receive_connectors: HashMap<String, Vec<ReceiveConnector>>,
+    /// Each send connector with the edges it lists as sources.
+    send_connectors: Vec<(Vec<String>, pb::SendConnector)>,
+    receive_connectors: HashMap<String, Vec<pb::ReceiveConnector>>,
     edges: HashMap<String, String>,
     controller_certificates: Vec<String>,
     trusted_roots: Vec<crate::db::trusted_roots::TrustedRoot>,
@@ -76,10 +78,17 @@ impl OrgConfig {
         let transport = db::transport::fetch(&mut tx).await?;
         let accepted_domains =
             db::accepted_domains::list(&mut tx).await?.into_iter().map(|d| d.domain.to_string()).collect();
-        let send_connectors = db::send_connectors::list(&mut tx).await?.into_iter().map(|s| s.connector).collect();
-        let mut receive_connectors: HashMap<String, Vec<ReceiveConnector>> = HashMap::new();
+        let send_connectors = db::send_connectors::list(&mut tx)
+            .await?
+            .into_iter()
+            .map(|stored| (strings(&stored.connector.source_edges), send_connector(&stored.connector)))
+            .collect();
+        let mut receive_connectors: HashMap<String, Vec<pb::ReceiveConnector>> = HashMap::new();
         for stored in db::receive_connectors::list(&mut tx, None).await? {
-            receive_connectors.entry(stored.connector.edge.to_string()).or_default().push(stored.connector);
+            receive_connectors
+                .entry(stored.connector.edge.to_string())
+                .or_default()
+                .push(receive_connector(&stored.connector));
         }
         let edges =
             db::edges::list(&mut tx).await?.into_iter().map(|e| (e.name.to_string(), e.fqdn.to_string())).collect();
@@ -94,7 +103,7 @@ impl OrgConfig {
         Ok(Self {
             version: u64::try_from(version).unwrap_or_default(),
             organization,
-            transport,
+            transport: transport_config(&transport),
             accepted_domains,
             send_connectors,
             receive_connectors,
@@ -111,24 +120,15 @@ impl OrgConfig {
             version: self.version,
             organization: self.organization.clone(),
             edge: Some(pb::EdgeIdentity { name: edge.to_owned(), fqdn: fqdn.clone() }),
-            transport_config: Some(pb::TransportConfig {
-                tls_send_domain_secure_list: strings(&self.transport.tls_send_domain_secure_list),
-                tls_receive_domain_secure_list: strings(&self.transport.tls_receive_domain_secure_list),
-                crl_proxy: self.transport.crl_proxy.as_ref().map(ToString::to_string).unwrap_or_default(),
-                crl_proxy_bypass: strings(&self.transport.crl_proxy_bypass),
-            }),
+            transport_config: Some(self.transport.clone()),
             accepted_domains: self.accepted_domains.clone(),
             send_connectors: self
                 .send_connectors
                 .iter()
-                .filter(|c| c.source_edges.iter().any(|e| e.as_str() == edge))
-                .map(send_connector)
+                .filter(|(sources, _)| sources.iter().any(|e| e == edge))
+                .map(|(_, connector)| connector.clone())
                 .collect(),
-            receive_connectors: self
-                .receive_connectors
-                .get(edge)
-                .map(|connectors| connectors.iter().map(receive_connector).collect())
-                .unwrap_or_default(),
+            receive_connectors: self.receive_connectors.get(edge).cloned().unwrap_or_default(),
             controller_certificates: self.controller_certificates.clone(),
             trusted_roots: self
                 .trusted_roots
@@ -137,6 +137,15 @@ impl OrgConfig {
                 .map(|root| root.certificate_pem.clone())
                 .collect(),
         })
+    }
+}
+
+fn transport_config(transport: &TransportConfig) -> pb::TransportConfig {
+    pb::TransportConfig {
+        tls_send_domain_secure_list: strings(&transport.tls_send_domain_secure_list),
+        tls_receive_domain_secure_list: strings(&transport.tls_receive_domain_secure_list),
+        crl_proxy: transport.crl_proxy.as_ref().map(ToString::to_string).unwrap_or_default(),
+        crl_proxy_bypass: strings(&transport.crl_proxy_bypass),
     }
 }
 
