@@ -339,3 +339,31 @@ async fn bodies_past_the_memory_budget_are_deferred_and_the_budget_comes_back() 
     let reply = client.send_message(FROM, &[TED], "Subject: small\r\n\r\nfits").await;
     assert!(reply.starts_with("250 2.6.0"), "the budget was given back: {reply}");
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_replies_is_cut_off() {
+    let mut settings = test_settings();
+    settings.limits.idle_timeout = Duration::from_millis(300);
+    settings.limits.max_sessions_per_ip = 1;
+    settings.limits.max_errors = u32::MAX;
+    let relay = TestRelay::start(contoso_config(), settings).await;
+    let address = relay.address("Inet");
+    // Pipeline far more commands than the socket buffers hold replies for, and never read.
+    let (greedy, greeting) = Client::connect_raw(address).await;
+    assert!(greeting.starts_with("220"), "it holds the slot: {greeting}");
+    let burst = "EHLO x\r\n".repeat(200_000); // about 30 MB of replies
+    let writer = tokio::spawn(async move {
+        let mut greedy = greedy;
+        greedy.write(burst.as_bytes()).await; // and never reads a reply
+        greedy
+    });
+    // While it holds the only slot for 127.0.0.1, others are turned away; once its
+    // writes time out, the slot comes back.
+    let greeting = eventually("the slot to come back", || async {
+        let (_, greeting) = Client::connect_raw(address).await;
+        greeting.starts_with("220").then_some(greeting)
+    })
+    .await;
+    assert!(greeting.starts_with("220 mail1.contoso.com"), "{greeting}");
+    drop(writer);
+}
