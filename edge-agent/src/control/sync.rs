@@ -105,7 +105,7 @@ impl EdgeAgent {
         })
     }
 
-    /// The configuration being served (for the relay, from later issues, and tests).
+    /// The configuration being served (the relay follows it; tests wait on it).
     pub fn config(&self) -> watch::Receiver<Option<Arc<EdgeConfig>>> {
         self.config.subscribe()
     }

@@ -14,9 +14,10 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-/// Opportunistic TLS (RFC 7435): encrypt whenever offered, accept any
-/// certificate; Domain Security (issue 6) replaces this with checked TLS for the
-/// partner domains on the send secure list.
+/// The client configuration: the server's certificate is accepted here (handshake
+/// signatures still verified) and recorded; for opportunistic TLS (RFC 7435) that
+/// is all, and for a Domain Security partner the delivery code checks the chain,
+/// revocation and name before sending anything.
 pub(super) fn client_config(
     client_certificate: Option<Arc<CertifiedKey>>,
     requested: Arc<AtomicBool>,
