@@ -43,22 +43,7 @@ use crate::{
 
 /// What the inbound server shares across listeners and sessions.
 pub struct Inbound {
-    /// The configuration being served.
-    pub config: watch::Receiver<Option<Arc<EdgeConfig>>>,
-    /// Where accepted mail goes.
-    pub queue: Queue,
-    /// Counters.
-    pub metrics: Arc<RelayMetrics>,
-    /// Limits.
-    pub limits: SessionLimits,
-    /// The Receive protocol log.
-    pub log: ProtocolLog,
-    /// SMTP certificates.
-    pub credentials: Arc<Credentials>,
-    /// Addresses we listen on, so a new snapshot's check does not mistake them for taken.
-    pub listening: Arc<Mutex<HashSet<SocketAddr>>>,
-    /// Partner checks and counters.
-    pub security: Arc<DomainSecurity>,
+    parts: InboundParts,
     budget: Arc<BodyBudget>,
     sessions: Mutex<SessionCounts>,
 }
@@ -99,25 +84,14 @@ struct SessionSlot {
 impl Inbound {
     /// The shared state; call [`Inbound::run`] to listen.
     pub fn new(parts: InboundParts) -> Arc<Self> {
-        let InboundParts { config, queue, metrics, limits, log, credentials, listening, security } = parts;
-        Arc::new(Self {
-            config,
-            queue,
-            metrics,
-            limits,
-            log,
-            credentials,
-            listening,
-            security,
-            budget: BodyBudget::new(limits.max_receiving_memory),
-            sessions: Mutex::default(),
-        })
+        let budget = BodyBudget::new(parts.limits.max_receiving_memory);
+        Arc::new(Self { parts, budget, sessions: Mutex::default() })
     }
 
     /// Listens on every binding of the current configuration until `shutdown`,
     /// opening and closing listeners as the configuration changes.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut config = self.config.clone();
+        let mut config = self.parts.config.clone();
         let mut active: HashMap<SocketAddr, CancellationToken> = HashMap::new();
         loop {
             let wanted: HashSet<SocketAddr> = config
@@ -157,7 +131,7 @@ impl Inbound {
     }
 
     fn lock_listening(&self) -> std::sync::MutexGuard<'_, HashSet<SocketAddr>> {
-        self.listening.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.parts.listening.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn accept(self: Arc<Self>, listener: TcpListener, binding: SocketAddr, stop: CancellationToken) {
@@ -183,17 +157,17 @@ impl Inbound {
     }
 
     async fn session(self: Arc<Self>, mut stream: TcpStream, binding: SocketAddr, remote: SocketAddr, id: String) {
-        self.metrics.add(&self.metrics.sessions_inbound, 1);
-        let Some(config) = self.config.borrow().clone() else { return };
+        self.parts.metrics.add(&self.parts.metrics.sessions_inbound, 1);
+        let Some(config) = self.parts.config.borrow().clone() else { return };
         let Some(connector) = select_connector(&config.receive_connectors, binding, remote.ip()).cloned() else {
-            self.metrics.add(&self.metrics.sessions_refused, 1);
+            self.parts.metrics.add(&self.parts.metrics.sessions_refused, 1);
             debug!("no receive connector serves this address");
             refuse(&mut stream, b"554 5.7.1 No service for your address\r\n").await;
             return;
         };
         let connector_id = format!("{}\\{}", connector.edge, connector.name);
         let Some(_slot) = self.clone().take_slot(&connector_id, remote.ip()) else {
-            self.metrics.add(&self.metrics.sessions_refused, 1);
+            self.parts.metrics.add(&self.parts.metrics.sessions_refused, 1);
             refuse(&mut stream, b"421 4.3.2 Too many connections; try again later\r\n").await;
             return;
         };
@@ -201,13 +175,13 @@ impl Inbound {
         let fqdn = connector.fqdn.as_ref().unwrap_or(&config.fqdn).to_string();
         let offers_tls = connector.auth_mechanisms.contains(&AuthMechanism::Tls);
         let request_client_certificate = connector.domain_secure_enabled;
-        let tls = offers_tls.then(|| self.credentials.server_config(&fqdn, request_client_certificate)).flatten();
+        let tls = offers_tls.then(|| self.parts.credentials.server_config(&fqdn, request_client_certificate)).flatten();
         let certificate = tls
             .as_ref()
-            .and_then(|_| self.credentials.certificate_for(&fqdn))
+            .and_then(|_| self.parts.credentials.certificate_for(&fqdn))
             .and_then(|c| c.certified.cert.first().cloned());
         let log = match connector.protocol_logging_level {
-            ProtocolLoggingLevel::Verbose => self.log.session(&connector_id, &id, local, remote),
+            ProtocolLoggingLevel::Verbose => self.parts.log.session(&connector_id, &id, local, remote),
             ProtocolLoggingLevel::None => SessionLog::disabled(),
         };
         let context = Arc::new(SessionContext {
@@ -216,10 +190,10 @@ impl Inbound {
             connector_id,
             fqdn,
             tls,
-            limits: self.limits,
-            queue: self.queue.clone(),
-            metrics: self.metrics.clone(),
-            security: self.security.clone(),
+            limits: self.parts.limits,
+            queue: self.parts.queue.clone(),
+            metrics: self.parts.metrics.clone(),
+            security: self.parts.security.clone(),
             budget: self.budget.clone(),
             local,
             remote,
@@ -234,8 +208,10 @@ impl Inbound {
         log: SessionLog,
         certificate: Option<rustls::pki_types::CertificateDer<'static>>,
     ) {
-        let deadlines =
-            Deadlines { idle: self.limits.idle_timeout, session_end: Instant::now() + self.limits.session_timeout };
+        let deadlines = Deadlines {
+            idle: self.parts.limits.idle_timeout,
+            session_end: Instant::now() + self.parts.limits.session_timeout,
+        };
         let mut session = Session::new(context, log);
         session.log().record(Event::Connect, "", "");
         let mut connection = Connection::new(stream, deadlines);
@@ -245,11 +221,11 @@ impl Inbound {
         {
             let stream = connection.into_stream();
             let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-            match tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(stream)).await {
+            match tokio::time::timeout(self.parts.limits.tls_handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
                     let (_, state) = stream.get_ref();
                     let info = TlsInfo::from_connection(state);
-                    self.metrics.add(&self.metrics.tls_inbound, 1);
+                    self.parts.metrics.add(&self.parts.metrics.tls_inbound, 1);
                     debug!(protocol = %info.protocol, cipher = %info.cipher, "TLS established");
                     let log = session.log();
                     log_certificate(log, "Sending certificate", certificate.as_ref());
@@ -273,7 +249,9 @@ impl Inbound {
         let mut counts = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let per_connector = counts.per_connector.get(connector).copied().unwrap_or(0);
         let per_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
-        if per_connector >= self.limits.max_sessions_per_connector || per_ip >= self.limits.max_sessions_per_ip {
+        if per_connector >= self.parts.limits.max_sessions_per_connector
+            || per_ip >= self.parts.limits.max_sessions_per_ip
+        {
             debug!(per_connector, per_ip, "session cap reached");
             return None;
         }
