@@ -3,8 +3,10 @@
 //! organization's trusted roots from the snapshot) and report each step.
 
 use rustls::pki_types::{CertificateDer, UnixTime};
-use webpki::{EndEntityCert, KeyUsage, anchor_from_trusted_cert};
+use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::domain_security::peer::anchors;
 
 /// The revocation step until the relay's CRL cache replaces it.
 pub const NOT_CHECKED: &str = "revocation: not checked (the SMTP relay, which fetches CRLs, is not running)";
@@ -42,9 +44,8 @@ pub fn verify(chain: &[Vec<u8>], trusted_roots: &[Vec<u8>]) -> Verification {
         return Verification { steps, verified: false };
     };
     let root_ders: Vec<CertificateDer<'_>> = trusted_roots.iter().map(|r| CertificateDer::from(r.as_slice())).collect();
-    let mut anchors: Vec<_> = root_ders.iter().filter_map(|der| anchor_from_trusted_cert(der).ok()).collect();
-    let organization_anchors = anchors.len();
-    anchors.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let organization_anchors = anchors(&root_ders, false).len();
+    let anchors = anchors(&root_ders, true);
     let intermediates: Vec<CertificateDer<'_>> =
         chain[1..].iter().map(|c| CertificateDer::from(c.as_slice())).collect();
     let algorithms = webpki::ALL_VERIFICATION_ALGS;

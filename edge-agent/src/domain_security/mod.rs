@@ -8,7 +8,10 @@ pub mod name_match;
 pub mod peer;
 pub mod revocation;
 
-use std::path::Path;
+use std::{
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use rustls::pki_types::CertificateDer;
 
@@ -28,6 +31,8 @@ pub struct DomainSecurity {
     pub counters: DomainSecurityCounters,
     /// This edge's settings.
     pub settings: DomainSecuritySettings,
+    /// The configuration version whose CRL proxy is in force (0: none yet).
+    proxy_version: AtomicU64,
 }
 
 impl DomainSecurity {
@@ -39,6 +44,7 @@ impl DomainSecurity {
             crls: CrlCache::new(revocation),
             counters: DomainSecurityCounters::load(data_dir),
             settings: settings.clone(),
+            proxy_version: AtomicU64::new(0),
         }
     }
 
@@ -51,15 +57,15 @@ impl DomainSecurity {
         domain: &str,
     ) -> Result<TrustedPeer, PeerFailure> {
         self.follow_proxy(config);
-        let trust = TrustSettings {
-            organization_roots: config.trusted_roots.clone(),
-            platform_roots: self.settings.platform_roots,
-        };
-        peer::check(chain, role, domain, &trust, &self.crls).await
+        peer::check(chain, role, domain, &self.trust(config), &self.crls).await
     }
 
-    /// Takes the configuration's CRL proxy (from `dsctl transport-config set --crl-proxy`).
+    /// Takes the configuration's CRL proxy (from `dsctl transport-config set
+    /// --crl-proxy`) when the configuration version moved since the last time.
     pub fn follow_proxy(&self, config: &EdgeConfig) {
+        if self.proxy_version.swap(config.version, Ordering::AcqRel) == config.version {
+            return;
+        }
         let proxy = config.transport.crl_proxy.as_ref().map(ToString::to_string).unwrap_or_default();
         let bypass: Vec<String> = config.transport.crl_proxy_bypass.iter().map(ToString::to_string).collect();
         match ProxySettings::parse(&proxy, &bypass.join(";")) {
@@ -75,29 +81,16 @@ impl DomainSecurity {
         self.follow_proxy(config);
         let ders: Vec<CertificateDer<'_>> = chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
         let mut lines = self.crls.describe(&ders).await;
-        let verdict = match self.crls.crls_for(&ders).await {
-            Ok(_) => {
-                let trust = TrustSettings {
-                    organization_roots: config.trusted_roots.clone(),
-                    platform_roots: self.settings.platform_roots,
-                };
-                match peer::revocation_only(chain, &trust, &self.crls).await {
-                    Ok(()) => {
-                        lines.push("revocation: ok; not on any CRL".to_owned());
-                        true
-                    }
-                    Err(failure) => {
-                        lines.push(format!("revocation: FAILED: {failure}"));
-                        false
-                    }
-                }
-            }
-            Err(error) => {
-                lines.push(format!("revocation: FAILED: {error}"));
-                false
-            }
-        };
-        (lines, verdict)
+        let verdict = peer::revocation_only(chain, &self.trust(config), &self.crls).await;
+        lines.push(match &verdict {
+            Ok(()) => "revocation: ok; not on any CRL".to_owned(),
+            Err(failure) => format!("revocation: FAILED: {failure}"),
+        });
+        (lines, verdict.is_ok())
+    }
+
+    fn trust<'a>(&self, config: &'a EdgeConfig) -> TrustSettings<'a> {
+        TrustSettings { organization_roots: &config.trusted_roots, platform_roots: self.settings.platform_roots }
     }
 
     /// The role a connecting partner's certificate is checked for.

@@ -30,10 +30,10 @@ pub enum PeerRole {
 }
 
 /// Where trust comes from.
-#[derive(Debug, Clone, Default)]
-pub struct TrustSettings {
+#[derive(Debug, Clone, Copy)]
+pub struct TrustSettings<'a> {
     /// The organization's trusted roots (DER) from the snapshot.
-    pub organization_roots: Vec<Vec<u8>>,
+    pub organization_roots: &'a [Vec<u8>],
     /// Also trust the platform's built-in roots (webpki-roots).
     pub platform_roots: bool,
 }
@@ -104,7 +104,7 @@ pub async fn check(
     chain: &[Vec<u8>],
     role: PeerRole,
     domain: &str,
-    trust: &TrustSettings,
+    trust: &TrustSettings<'_>,
     crls: &CrlCache,
 ) -> Result<TrustedPeer, PeerFailure> {
     let leaf = chain.first().ok_or(PeerFailure::NoCertificate)?;
@@ -116,20 +116,54 @@ pub async fn check(
         subject: parsed.subject().to_string(),
         names: names.clone(),
     };
-    let ders: Vec<CertificateDer<'_>> = chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
-    let root_ders: Vec<CertificateDer<'_>> =
-        trust.organization_roots.iter().map(|r| CertificateDer::from(r.as_slice())).collect();
-    let mut anchors: Vec<TrustAnchor<'_>> = root_ders.iter().filter_map(|d| anchor_from_trusted_cert(d).ok()).collect();
-    if trust.platform_roots {
-        anchors.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
+    let ders = certificate_ders(chain);
+    let root_ders = certificate_ders(trust.organization_roots);
+    let anchors = anchors(&root_ders, trust.platform_roots);
     let end_entity = EndEntityCert::try_from(&ders[0]).map_err(|e| PeerFailure::Untrusted(format!("{e:?}")))?;
+    // Chain, dates and key usage first: a stranger costs no CRL fetch.
     let usage = verify_usage(&end_entity, &anchors, &ders[1..], role, None)?;
     if !name_match::matches_domain(&names, domain) {
         let shown = if names.is_empty() { "(no DNS name)".to_owned() } else { names.join(", ") };
         return Err(PeerFailure::NameMismatch { domain: domain.to_owned(), names: shown });
     }
-    let lists = match crls.crls_for(&ders).await {
+    verify_revocation(&end_entity, &anchors, &ders, usage, crls).await?;
+    Ok(peer)
+}
+
+/// Only the revocation part of [`check`], for one of our own certificates
+/// (`dsctl cert verify`): the chain with its CRLs, for server authentication.
+pub async fn revocation_only(chain: &[Vec<u8>], trust: &TrustSettings<'_>, crls: &CrlCache) -> Result<(), PeerFailure> {
+    let ders = certificate_ders(chain);
+    let first = ders.first().ok_or(PeerFailure::NoCertificate)?;
+    let root_ders = certificate_ders(trust.organization_roots);
+    let anchors = anchors(&root_ders, trust.platform_roots);
+    let end_entity = EndEntityCert::try_from(first).map_err(|e| PeerFailure::Untrusted(format!("{e:?}")))?;
+    verify_revocation(&end_entity, &anchors, &ders, PeerRole::Server, crls).await
+}
+
+/// Trust anchors: the organization's roots (DER), then the platform's if wanted.
+pub fn anchors<'a>(organization_roots: &'a [CertificateDer<'a>], platform_roots: bool) -> Vec<TrustAnchor<'a>> {
+    let mut anchors: Vec<TrustAnchor<'a>> =
+        organization_roots.iter().filter_map(|der| anchor_from_trusted_cert(der).ok()).collect();
+    if platform_roots {
+        anchors.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    anchors
+}
+
+fn certificate_ders(certificates: &[Vec<u8>]) -> Vec<CertificateDer<'_>> {
+    certificates.iter().map(|c| CertificateDer::from(c.as_slice())).collect()
+}
+
+/// The chain again, now with the CRLs of every certificate in it (fetched or cached).
+async fn verify_revocation(
+    end_entity: &EndEntityCert<'_>,
+    anchors: &[TrustAnchor<'_>],
+    ders: &[CertificateDer<'_>],
+    role: PeerRole,
+    crls: &CrlCache,
+) -> Result<(), PeerFailure> {
+    let lists = match crls.crls_for(ders).await {
         Ok(lists) => lists,
         Err(RevocationError::Unavailable { url, reason }) => {
             return Err(PeerFailure::RevocationUnavailable(format!("{url}: {reason}")));
@@ -146,33 +180,7 @@ pub async fn check(
         .with_status_policy(UnknownStatusPolicy::Deny)
         .with_expiration_policy(ExpirationPolicy::Enforce)
         .build();
-    verify_usage(&end_entity, &anchors, &ders[1..], usage, Some(options))?;
-    Ok(peer)
-}
-
-/// Only the revocation part of [`check`], for one of our own certificates
-/// (`dsctl cert verify`): the chain with its CRLs, for server authentication.
-pub async fn revocation_only(chain: &[Vec<u8>], trust: &TrustSettings, crls: &CrlCache) -> Result<(), PeerFailure> {
-    let ders: Vec<CertificateDer<'_>> = chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
-    let first = ders.first().ok_or(PeerFailure::NoCertificate)?;
-    let root_ders: Vec<CertificateDer<'_>> =
-        trust.organization_roots.iter().map(|r| CertificateDer::from(r.as_slice())).collect();
-    let mut anchors: Vec<TrustAnchor<'_>> = root_ders.iter().filter_map(|d| anchor_from_trusted_cert(d).ok()).collect();
-    if trust.platform_roots {
-        anchors.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    let end_entity = EndEntityCert::try_from(first).map_err(|e| PeerFailure::Untrusted(format!("{e:?}")))?;
-    let lists = crls.crls_for(&ders).await.map_err(|e| PeerFailure::RevocationUnavailable(e.to_string()))?;
-    let lists: Vec<CertRevocationList<'_>> = lists.into_iter().map(CertRevocationList::from).collect();
-    let references: Vec<&CertRevocationList<'_>> = lists.iter().collect();
-    let builder = RevocationOptionsBuilder::new(&references)
-        .map_err(|_| PeerFailure::RevocationUnsupported("no CRL for this chain".to_owned()))?;
-    let options = builder
-        .with_depth(RevocationCheckDepth::Chain)
-        .with_status_policy(UnknownStatusPolicy::Deny)
-        .with_expiration_policy(ExpirationPolicy::Enforce)
-        .build();
-    verify_usage(&end_entity, &anchors, &ders[1..], PeerRole::Server, Some(options)).map(|_| ())
+    verify_usage(end_entity, anchors, ders.get(1..).unwrap_or_default(), role, Some(options)).map(|_| ())
 }
 
 /// One path-building run; returns the role that passed (a client may pass as a server).

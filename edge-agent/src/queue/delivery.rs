@@ -299,6 +299,7 @@ impl Delivery {
             && Domain::parse(&group.domain).is_ok_and(|d| config.transport.requires_secure_send(&d)))
         .then(|| group.domain.clone());
         let mut last_error = String::from("no next hop answered");
+        let mut last_status = "4.4.1";
         for hop in &hops {
             for &address in &hop.addresses {
                 let target = Target { connector, hop, address, ehlo: &ehlo, secure: secure.as_deref() };
@@ -306,11 +307,11 @@ impl Delivery {
                     Ok(session) => session,
                     Err(error) => {
                         debug!(%address, %error, "next hop failed");
-                        if let (Some(domain), AttemptError::DomainSecurity(reason)) = (&secure, &error) {
+                        if let (Some(domain), AttemptError::DomainSecurity { kind, reason, .. }) = (&secure, &error) {
                             warn!(%address, %domain, %reason, "Domain Security session failed");
-                            let kind = reason.split_once(' ').map_or("tls", |(_, rest)| failure_kind(rest));
                             self.security.counters.outbound_failure(domain, kind);
                         }
+                        last_status = error.status();
                         last_error = format!("{} [{address}]: {error}", hop.host);
                         continue;
                     }
@@ -341,6 +342,7 @@ impl Delivery {
                     }
                     Err(error) => {
                         debug!(%address, %error, "transaction failed");
+                        last_status = error.status();
                         last_error = format!("{} [{address}]: {error}", hop.host);
                     }
                 }
@@ -349,8 +351,7 @@ impl Delivery {
         drop(permit);
         queue.metrics().add(&queue.metrics().deliveries_deferred, 1);
         queue.destination_result(&destination, false);
-        let status = if secure.is_some() && last_error.contains("4.7.") { "" } else { "4.4.1 " };
-        report.last_error = Some(format!("451 {status}{last_error}"));
+        report.last_error = Some(format!("451 {last_status} {last_error}"));
     }
 
     async fn next_hops(&self, connector: &SendConnector, domain: &str) -> Result<Vec<NextHop>, RouteError> {
@@ -425,10 +426,10 @@ impl Delivery {
             match self.security.check(config, &chain, PeerRole::Server, domain).await {
                 Ok(peer) => session.note(&format!("Domain Secured: {domain}; cert={}", peer.sha256)),
                 Err(failure) => {
-                    let reason = format!("4.7.5 Server certificate not verified: {failure}");
-                    session.note(&reason);
+                    let reason = format!("Server certificate not verified: {failure}");
+                    session.note(&format!("4.7.5 {reason}"));
                     session.quit().await;
-                    return Err(AttemptError::DomainSecurity(reason));
+                    return Err(AttemptError::DomainSecurity { status: "4.7.5", kind: failure.kind(), reason });
                 }
             }
         }
@@ -482,25 +483,6 @@ struct Target<'a> {
     ehlo: &'a str,
     /// The partner domain when Domain Security applies.
     secure: Option<&'a str>,
-}
-
-/// The counter reason for a Domain Security failure text.
-fn failure_kind(reason: &str) -> &'static str {
-    if reason.starts_with("STARTTLS") {
-        "starttls-not-offered"
-    } else if reason.contains("name mismatch") {
-        "name-mismatch"
-    } else if reason.contains("revoked") {
-        "revoked"
-    } else if reason.contains("revocation check failed") {
-        "revocation-unavailable"
-    } else if reason.contains("not trusted") || reason.contains("expired") {
-        "not-trusted"
-    } else if reason.contains("TLS handshake") {
-        "handshake"
-    } else {
-        "not-verified"
-    }
 }
 
 enum LocalError {

@@ -50,9 +50,32 @@ pub enum AttemptError {
     #[error("{0}")]
     Refused(String),
     /// Domain Security could not be established (no STARTTLS, failed handshake,
-    /// certificate not verified): the text starts with the enhanced status.
-    #[error("{0}")]
-    DomainSecurity(String),
+    /// certificate not verified).
+    #[error("{reason}")]
+    DomainSecurity {
+        /// `4.7.4` (no STARTTLS) or `4.7.5` (TLS or certificate).
+        status: &'static str,
+        /// The counter's failure reason (`starttls-not-offered`, `revoked`, …).
+        kind: &'static str,
+        /// What happened, for the queue, the log and a DSN.
+        reason: String,
+    },
+}
+
+impl AttemptError {
+    /// The enhanced status for a queue entry that this error deferred.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::DomainSecurity { status, .. } => status,
+            Self::Transport(_) | Self::Refused(_) => "4.4.1",
+        }
+    }
+
+    /// A Domain Security failure, noted in the session's protocol log.
+    fn secure(session: &mut OutboundSession, status: &'static str, kind: &'static str, reason: String) -> Self {
+        session.note(&format!("{status} {reason}"));
+        Self::DomainSecurity { status, kind, reason }
+    }
 }
 
 /// Timeouts of the client.
@@ -141,23 +164,22 @@ impl OutboundSession {
                 match session.upgrade(host, client_certificate).await {
                     Ok(()) => {}
                     Err(AttemptError::Transport(reason)) if require_tls => {
-                        session.note(&reason);
-                        return Err(AttemptError::DomainSecurity(format!("4.7.5 {reason}")));
+                        return Err(AttemptError::secure(&mut session, "4.7.5", "handshake", reason));
                     }
                     Err(error) => return Err(error),
                 }
                 session.hello(ehlo_name).await?;
             } else if require_tls {
-                let reason = format!("4.7.4 STARTTLS refused: {} {}", reply.code, reply.text.replace('\n', " "));
-                session.note(&reason);
+                let reason = format!("STARTTLS refused: {} {}", reply.code, reply.text.replace('\n', " "));
+                let error = AttemptError::secure(&mut session, "4.7.4", "starttls-refused", reason);
                 session.quit().await;
-                return Err(AttemptError::DomainSecurity(reason));
+                return Err(error);
             }
         } else if require_tls {
-            let reason = "4.7.4 STARTTLS not offered by the server".to_owned();
-            session.note(&reason);
+            let reason = "STARTTLS not offered by the server".to_owned();
+            let error = AttemptError::secure(&mut session, "4.7.4", "starttls-not-offered", reason);
             session.quit().await;
-            return Err(AttemptError::DomainSecurity(reason));
+            return Err(error);
         }
         Ok(session)
     }
