@@ -9,6 +9,7 @@ use std::{
 };
 
 use rustls::{
+    pki_types::CertificateDer,
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
 };
@@ -47,13 +48,19 @@ impl Credentials {
     /// `request_client_certificate` (a Domain Security connector) the handshake asks
     /// for a client certificate without requiring one, and accepts whatever comes:
     /// the SMTP layer judges it for the sender's domain (the paper's note: senders
-    /// outside the secure list are not forced to present one).
-    pub fn server_config(&self, fqdn: &str, request_client_certificate: bool) -> Option<Arc<rustls::ServerConfig>> {
+    /// outside the secure list are not forced to present one). Returns the
+    /// configuration and the certificate it presents (for the protocol log).
+    pub fn server_config(
+        &self,
+        fqdn: &str,
+        request_client_certificate: bool,
+    ) -> Option<(Arc<rustls::ServerConfig>, CertificateDer<'static>)> {
         let mut cache = self.refreshed();
         let chosen = choose(&cache.certificates, fqdn, SystemTime::now())?.clone();
+        let leaf = chosen.certified.cert.first()?.clone();
         let key = (chosen.thumbprint.clone(), request_client_certificate);
         if let Some(config) = cache.servers.get(&key) {
-            return Some(config.clone());
+            return Some((config.clone(), leaf));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder =
@@ -67,7 +74,7 @@ impl Credentials {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         let config = Arc::new(config);
         cache.servers.insert(key, config.clone());
-        Some(config)
+        Some((config, leaf))
     }
 
     fn refreshed(&self) -> std::sync::MutexGuard<'_, Cache> {

@@ -14,42 +14,15 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use super::support::*;
-use crate::support::subscription_file;
 
 #[sqlx::test(migrator = "controller::db::MIGRATOR")]
 async fn operators_list_retry_and_remove_queued_mail_and_read_protocol_logs(pool: PgPool) {
     let controller = TestController::start(pool).await;
     let mut admin = controller.org_admin().await;
-    admin.add_accepted_domain(pb::AddAcceptedDomainRequest { domain: "contoso.com".into() }).await.unwrap();
-    let file = subscription_file(&mut admin, controller.dir.path(), "mail1").await;
-    let hub = format!("127.0.0.1:{}", free_port());
-    admin
-        .create_receive_connector(pb::ReceiveConnectorSpec {
-            edge: "mail1".into(),
-            name: "FromHub".into(),
-            bindings: vec![hub.clone()],
-            remote_ip_ranges: vec!["127.0.0.1".into()],
-            auth_mechanisms: vec![pb::AuthMechanism::Tls as i32],
-            permission_groups: vec![pb::PermissionGroup::ExchangeServers as i32],
-            protocol_logging_level: pb::ProtocolLoggingLevel::Verbose as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    admin
-        .create_send_connector(pb::SendConnectorSpec {
-            name: "Internet".into(),
-            address_spaces: vec!["*".into()],
-            source_edges: vec!["mail1".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-
     // The edge, with its relay; the next hop for woodgrovebank.com is down.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    edge::control::subscribe::subscribe(&file, &DataDir::new(&data)).await.unwrap();
+    let hub = subscribed_hub_edge(&controller, &data).await;
     let mut settings = test_settings();
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     route(&mut settings, "woodgrovebank.com", &[(10, dead)]);
@@ -61,7 +34,6 @@ async fn operators_list_retry_and_remove_queued_mail_and_read_protocol_logs(pool
     let relay = Relay::start(&data, &settings, agent.config(), agent.listening(), &shutdown).unwrap();
     agent.attach_relay(relay.clone());
     tokio::spawn(agent.run(shutdown.clone()));
-    let hub: std::net::SocketAddr = hub.parse().unwrap();
     eventually("the edge to listen", || async move { tokio::net::TcpStream::connect(hub).await.ok().map(|_| ()) })
         .await;
 

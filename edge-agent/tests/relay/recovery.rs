@@ -4,50 +4,19 @@
 use std::{path::Path, process::Stdio};
 
 use controller::testing::TestController;
-use proto::admin as pb;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, process::Child};
 
 use super::support::*;
-use crate::support::subscription_file;
 
 const MESSAGES: usize = 20;
 
 #[sqlx::test(migrator = "controller::db::MIGRATOR")]
 async fn a_killed_edge_delivers_every_accepted_message_after_restart(pool: PgPool) {
     let controller = TestController::start(pool).await;
-    let mut admin = controller.org_admin().await;
-    admin.add_accepted_domain(pb::AddAcceptedDomainRequest { domain: "contoso.com".into() }).await.unwrap();
-    let file = subscription_file(&mut admin, controller.dir.path(), "mail1").await;
-    let hub = format!("127.0.0.1:{}", free_port());
-    admin
-        .create_receive_connector(pb::ReceiveConnectorSpec {
-            edge: "mail1".into(),
-            name: "FromHub".into(),
-            bindings: vec![hub.clone()],
-            remote_ip_ranges: vec!["127.0.0.1".into()],
-            fqdn: String::new(),
-            auth_mechanisms: vec![pb::AuthMechanism::Tls as i32],
-            domain_secure_enabled: false,
-            permission_groups: vec![pb::PermissionGroup::ExchangeServers as i32],
-            protocol_logging_level: pb::ProtocolLoggingLevel::Verbose as i32,
-            max_message_size: 0,
-        })
-        .await
-        .unwrap();
-    admin
-        .create_send_connector(pb::SendConnectorSpec {
-            name: "Internet".into(),
-            address_spaces: vec!["*".into()],
-            source_edges: vec!["mail1".into()],
-            protocol_logging_level: pb::ProtocolLoggingLevel::Verbose as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    edge::control::subscribe::subscribe(&file, &edge::store::DataDir::new(&data)).await.unwrap();
+    let hub = subscribed_hub_edge(&controller, &data).await;
     // The next hop is down while the edge takes the mail.
     let sink_port = free_port();
     let settings = dir.path().join("edge.toml");
@@ -62,7 +31,6 @@ async fn a_killed_edge_delivers_every_accepted_message_after_restart(pool: PgPoo
     .unwrap();
 
     let mut edge = spawn_edge(&data, &settings, dir.path(), "first");
-    let hub: std::net::SocketAddr = hub.parse().unwrap();
     eventually("the edge to listen on FromHub", || async move {
         tokio::net::TcpStream::connect(hub).await.ok().map(|_| ())
     })

@@ -35,6 +35,46 @@ pub struct TestRelay {
     shutdown: CancellationToken,
 }
 
+/// Contoso's directory for one edge, `mail1`, through the real controller: contoso.com
+/// accepted, `FromHub` for the organization's servers on a free loopback port
+/// (verbose), `Internet` sending `*` by DNS; the edge subscribed into `data`.
+/// Returns FromHub's address.
+pub async fn subscribed_hub_edge(
+    controller: &controller::testing::TestController,
+    data: &std::path::Path,
+) -> SocketAddr {
+    use proto::admin as api;
+    let mut admin = controller.org_admin().await;
+    admin.add_accepted_domain(api::AddAcceptedDomainRequest { domain: "contoso.com".into() }).await.unwrap();
+    let file = crate::support::subscription_file(&mut admin, controller.dir.path(), "mail1").await;
+    let hub: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    admin
+        .create_receive_connector(api::ReceiveConnectorSpec {
+            edge: "mail1".into(),
+            name: "FromHub".into(),
+            bindings: vec![hub.to_string()],
+            remote_ip_ranges: vec!["127.0.0.1".into()],
+            auth_mechanisms: vec![api::AuthMechanism::Tls as i32],
+            permission_groups: vec![api::PermissionGroup::ExchangeServers as i32],
+            protocol_logging_level: api::ProtocolLoggingLevel::Verbose as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin
+        .create_send_connector(api::SendConnectorSpec {
+            name: "Internet".into(),
+            address_spaces: vec!["*".into()],
+            source_edges: vec!["mail1".into()],
+            protocol_logging_level: api::ProtocolLoggingLevel::Verbose as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    edge::control::subscribe::subscribe(&file, &edge::store::DataDir::new(data)).await.unwrap();
+    hub
+}
+
 /// A port free right now on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

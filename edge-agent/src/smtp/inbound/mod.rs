@@ -175,11 +175,10 @@ impl Inbound {
         let fqdn = connector.fqdn.as_ref().unwrap_or(&config.fqdn).to_string();
         let offers_tls = connector.auth_mechanisms.contains(&AuthMechanism::Tls);
         let request_client_certificate = connector.domain_secure_enabled;
-        let tls = offers_tls.then(|| self.parts.credentials.server_config(&fqdn, request_client_certificate)).flatten();
-        let certificate = tls
-            .as_ref()
-            .and_then(|_| self.parts.credentials.certificate_for(&fqdn))
-            .and_then(|c| c.certified.cert.first().cloned());
+        let (tls, certificate) = offers_tls
+            .then(|| self.parts.credentials.server_config(&fqdn, request_client_certificate))
+            .flatten()
+            .unzip();
         let log = match connector.protocol_logging_level {
             ProtocolLoggingLevel::Verbose => self.parts.log.session(&connector_id, &id, local, remote),
             ProtocolLoggingLevel::None => SessionLog::disabled(),

@@ -207,7 +207,9 @@ impl Session {
         connection: &mut Connection<S>,
         line: &[u8],
     ) -> Flow {
-        self.log.record(Event::Received, &String::from_utf8_lossy(line), "");
+        if self.log.is_enabled() {
+            self.log.record(Event::Received, &String::from_utf8_lossy(line), "");
+        }
         let command = match Command::parse(line) {
             Ok(command) => command,
             Err(error) => return self.refuse(connection, syntax_reply(&error)),
