@@ -140,13 +140,12 @@ impl Delivery {
         for group in groups.into_values() {
             self.deliver_group(queue, &config, &envelope, &message, group, &mut report).await;
         }
+        self.expire(queue, &envelope, &due.pending, &mut report);
+        // Counted after expiry, so recipients that expired count as failed.
         let delivered = report.outcomes.iter().filter(|(_, o)| *o == Outcome::Delivered).count();
-        let failed: Vec<usize> =
-            report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).map(|(i, _)| *i).collect();
         let metrics = queue.metrics();
         metrics.add(&metrics.recipients_delivered, delivered as u64);
-        metrics.add(&metrics.recipients_failed, failed.len() as u64);
-        self.expire(queue, &envelope, &due.pending, &mut report);
+        metrics.add(&metrics.recipients_failed, (report.outcomes.len() - delivered) as u64);
         self.notify_sender(queue, &config, &envelope, &message, &report).await;
         report
     }

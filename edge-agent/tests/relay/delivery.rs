@@ -150,6 +150,7 @@ async fn an_undeliverable_message_expires_with_a_dsn_and_a_bounce_never_bounces(
     assert!(dsn.contains("Connection refused") || dsn.contains("connect to"), "the reason is named:\n{dsn}");
     eventually("an empty queue", || async { relay.relay.queue.is_empty().then_some(()) }).await;
     assert_eq!(relay.relay.metrics.dsns_sent.load(Ordering::SeqCst), 1, "no DSN for the null sender");
+    assert_eq!(relay.relay.metrics.recipients_failed.load(Ordering::SeqCst), 2, "both expired recipients count");
 }
 
 #[tokio::test]
