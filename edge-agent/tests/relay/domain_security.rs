@@ -436,3 +436,18 @@ async fn a_partners_only_connector_takes_verified_partners_and_no_one_else() {
     let reply = anonymous.command("MAIL FROM:<jo@fabrikam.com>", 530).await;
     assert!(reply.contains("5.7.1 Client was not authenticated"), "{reply}");
 }
+
+#[tokio::test]
+async fn a_failed_handshake_with_a_partner_is_never_followed_by_plain_text() {
+    let sink = Sink::start_with_tls().await;
+    sink.broken_tls.store(true, Ordering::SeqCst);
+    let pki = TestPki::new("Public").await;
+    let config = organization("contoso.com", "mail1.contoso.com", "woodgrovebank.com", &pki.root_der);
+    let contoso = TestRelay::start(config, settings_routing("woodgrovebank.com", sink.address)).await;
+    install(&contoso, &pki.issue(LeafSpec::new(&["mail1.contoso.com"])), &[&pki.root_der]);
+    submit(&contoso, TED, KIM, "handshake fails").await;
+    let error = queued_error(&contoso).await;
+    assert!(error.starts_with("451 4.7.5 ") && error.contains("TLS handshake failed"), "{error}");
+    assert!(sink.messages().is_empty());
+    assert_eq!(counts(&contoso).reasons["handshake"], 1);
+}

@@ -156,6 +156,10 @@ async fn commands_out_of_order_and_malformed_get_the_right_replies() {
     client.command("RSET", 250).await;
     assert!(client.command("MAIL FROM:<> FOO=1", 555).await.contains("5.5.4"));
     assert!(client.command("VRFY ted", 252).await.contains("2.5.0"));
+    assert!(client.command("EXPN staff", 502).await.contains("5.5.1 EXPN is not available"));
+    assert!(client.command("AUTH PLAIN", 502).await.contains("5.5.1 AUTH is not offered"));
+    // No SMTP certificate on this edge: STARTTLS is neither offered nor accepted.
+    assert!(client.command("STARTTLS", 502).await.contains("5.5.1 STARTTLS is not offered"));
     assert!(client.command("XYZZY", 500).await.contains("5.5.1 Command unrecognized"));
     client.command("NOOP", 250).await;
     let long = format!("NOOP {}", "x".repeat(600));
@@ -366,4 +370,22 @@ async fn a_client_that_never_reads_its_replies_is_cut_off() {
     .await;
     assert!(greeting.starts_with("220 mail1.contoso.com"), "{greeting}");
     drop(writer);
+}
+
+#[tokio::test]
+async fn sessions_per_connector_are_capped() {
+    let mut settings = test_settings();
+    settings.limits.max_sessions_per_connector = 1;
+    let relay = TestRelay::start(contoso_config(), settings).await;
+    let address = relay.address("Inet");
+    let first = Client::connect(address).await;
+    let (_, greeting) = Client::connect_raw(address).await;
+    assert!(greeting.starts_with("421 4.3.2 Too many connections"), "{greeting}");
+    drop(first);
+    let greeting = eventually("the slot back", || async {
+        let (_, greeting) = Client::connect_raw(address).await;
+        greeting.starts_with("220").then_some(greeting)
+    })
+    .await;
+    assert!(greeting.starts_with("220 mail1.contoso.com"));
 }

@@ -75,6 +75,20 @@ async fn operators_list_retry_and_remove_queued_mail_and_read_protocol_logs(pool
         "{lines:?}"
     );
 
+    // Bad protocol-log queries are refused at the API, naming the field.
+    for (request, expected) in [
+        (pb::GetProtocolLogRequest { edge: "mail1".into(), log: "smtp".into(), ..Default::default() }, "log \"smtp\""),
+        (pb::GetProtocolLogRequest { edge: "mail1".into(), limit: 5001, ..Default::default() }, "limit 5001"),
+        (
+            pb::GetProtocolLogRequest { edge: "mail1".into(), since_unix_seconds: -1, ..Default::default() },
+            "since_unix_seconds",
+        ),
+    ] {
+        let refused = admin.get_protocol_log(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().starts_with(expected), "{}", refused.message());
+    }
+
     // Queues and logs name people: a view-only admin sees neither; a server-admin of the edge does.
     let mut viewer = controller.client(&controller.issue(Role::ViewOnly, "viewer", &[]).await).await;
     let denied = viewer.list_queue(pb::ListQueueRequest { edge: "mail1".into() }).await.unwrap_err();

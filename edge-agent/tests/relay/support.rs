@@ -232,6 +232,8 @@ pub struct Sink {
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
     /// When set, EHLO does not offer PIPELINING (commands go one at a time).
     pub no_pipelining: Arc<std::sync::atomic::AtomicBool>,
+    /// When set, STARTTLS is answered with garbage instead of a handshake.
+    pub broken_tls: Arc<std::sync::atomic::AtomicBool>,
     /// Offers STARTTLS with a self-signed certificate when set.
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
@@ -283,6 +285,7 @@ impl Sink {
             data_failures: Arc::new(Mutex::new((0, String::new()))),
             connections: Arc::default(),
             no_pipelining: Arc::default(),
+            broken_tls: Arc::default(),
             tls,
             shutdown: CancellationToken::new(),
         };
@@ -345,6 +348,10 @@ impl Sink {
                 format!("250-sink.test\r\n{starttls}{pipelining}250-8BITMIME\r\n250 SIZE 10000000\r\n")
             } else if upper == "STARTTLS" && self.tls.is_some() && !tls {
                 let _ = stream.write_all(b"220 2.0.0 ready\r\n").await;
+                if self.broken_tls.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = stream.write_all(b"this is not a TLS record\r\n").await;
+                    return false;
+                }
                 return true;
             } else if upper.starts_with("MAIL FROM:") {
                 from = command[10..].split('>').next().unwrap_or_default().trim_start_matches('<').to_owned();
