@@ -41,6 +41,10 @@ pub enum PkiError {
     /// An admin-API host name that is neither a DNS name nor an IP address.
     #[error("admin hostname {0:?} is neither a DNS name nor an IP address")]
     BadHostname(String),
+    /// The operating system's random number generator failed, so no serial
+    /// number was drawn (a predictable one would repeat across certificates).
+    #[error("the system random number generator failed; no certificate serial number was drawn")]
+    NoRandomness,
 }
 
 impl OrgCa {
@@ -51,7 +55,7 @@ impl OrgCa {
         params.distinguished_name = name(organization, "DomainSec internal CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.serial_number = Some(random_serial());
+        params.serial_number = Some(random_serial()?);
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(CA_VALIDITY_DAYS);
@@ -106,7 +110,7 @@ impl OrgCa {
 
     fn issue(&self, mut params: CertificateParams, days: i64) -> Result<IssuedCertificate, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let serial = random_serial();
+        let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
@@ -140,12 +144,18 @@ fn san(name: &str) -> Result<SanType, PkiError> {
     Ok(SanType::DnsName(dns))
 }
 
-fn random_serial() -> SerialNumber {
-    let mut bytes = [0u8; 16];
+/// A random positive serial of 127 bits (RFC 5280 §4.1.2.2: unique per CA).
+fn random_serial() -> Result<SerialNumber, PkiError> {
     // ring's SystemRandom reads the OS CSPRNG.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    serial_from(|bytes| ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), bytes))
+}
+
+/// A serial from `fill`'s bytes; no serial at all when `fill` fails.
+fn serial_from(fill: impl FnOnce(&mut [u8]) -> Result<(), ring::error::Unspecified>) -> Result<SerialNumber, PkiError> {
+    let mut bytes = [0u8; 16];
+    fill(&mut bytes).map_err(|_| PkiError::NoRandomness)?;
     bytes[0] &= 0x7f; // keep the DER INTEGER positive
-    SerialNumber::from_slice(&bytes)
+    Ok(SerialNumber::from_slice(&bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -154,3 +164,21 @@ fn hex(bytes: &[u8]) -> String {
 
 const CA_VALIDITY_DAYS: i64 = 10 * 365;
 const SERVER_VALIDITY_DAYS: i64 = 365;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_random_fill_draws_no_serial_number() {
+        let serial = serial_from(|_| Err(ring::error::Unspecified));
+        assert!(matches!(serial, Err(PkiError::NoRandomness)), "{:?}", serial.map(|s| s.to_bytes()));
+    }
+
+    #[test]
+    fn serial_numbers_are_positive_and_differ() {
+        let (first, second) = (random_serial().unwrap().to_bytes(), random_serial().unwrap().to_bytes());
+        assert_ne!(first, second);
+        assert!(first[0] < 0x80 && second[0] < 0x80, "a DER INTEGER with the top bit set is negative");
+    }
+}

@@ -32,6 +32,9 @@ pub struct EdgeConfig {
     pub receive_connectors: Vec<ReceiveConnector>,
     /// DER of the CA certificates the organization trusts here, besides the platform's.
     pub trusted_roots: Vec<Vec<u8>>,
+    /// The organization's own domains (its edges' parent domains and its accepted
+    /// domains): an `Authentication-Results` from outside naming one is scrubbed.
+    pub organization_domains: Vec<Domain>,
 }
 
 /// Why a snapshot cannot be applied; the text goes back to the controller in the NACK.
@@ -82,8 +85,12 @@ pub fn check_with(snapshot: &pb::Snapshot, listening: &HashSet<SocketAddr>) -> R
             .map(|c| receive_connector(c, &edge_name))
             .collect::<Result<_, _>>()?,
         trusted_roots: Vec::new(),
+        organization_domains: list("organization_domains", &snapshot.organization_domains, Domain::parse)?,
     };
     let mut config = config;
+    config.organization_domains.extend(config.accepted_domains.iter().map(|pattern| pattern.domain().clone()));
+    config.organization_domains.sort();
+    config.organization_domains.dedup();
     for (index, root) in snapshot.trusted_roots.iter().enumerate() {
         let der = pem::parse(root)
             .ok()
@@ -229,6 +236,7 @@ mod tests {
             }],
             controller_certificates: vec![],
             trusted_roots: vec![],
+            organization_domains: vec!["contoso-edge.net".to_owned()],
         }
     }
 
@@ -238,6 +246,17 @@ mod tests {
         assert_eq!(config.version, 7);
         assert!(config.transport.requires_secure_send(&Domain::parse("woodgrovebank.com").unwrap()));
         assert_eq!(config.receive_connectors[0].bindings[0].to_string(), "127.0.0.1:2525");
+        let domains: Vec<String> = config.organization_domains.iter().map(ToString::to_string).collect();
+        let accepted = config.accepted_domains[0].domain().to_string();
+        assert!(domains.contains(&"contoso-edge.net".to_owned()) && domains.contains(&accepted), "{domains:?}");
+    }
+
+    #[test]
+    fn a_malformed_organization_domain_refuses_the_snapshot() {
+        let mut snapshot = sample();
+        snapshot.organization_domains = vec!["not a domain".to_owned()];
+        let error = check(&snapshot).unwrap_err();
+        assert!(error.0.contains("organization_domains"), "{error}");
     }
 
     #[test]

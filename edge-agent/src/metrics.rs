@@ -24,6 +24,8 @@ pub struct RelayMetrics {
     pub deliveries_deferred: AtomicU64,
     /// DSNs generated.
     pub dsns_sent: AtomicU64,
+    /// Messages whose body could not be read, moved to the spool's `corrupt/`.
+    pub messages_corrupt: AtomicU64,
     /// Messages in the queue now (gauge).
     pub queue_length: AtomicU64,
 }
@@ -48,6 +50,7 @@ impl RelayMetrics {
             ("queue.recipients_failed", read(&self.recipients_failed)),
             ("queue.deliveries_deferred", read(&self.deliveries_deferred)),
             ("queue.dsns_sent", read(&self.dsns_sent)),
+            ("queue.messages_corrupt", read(&self.messages_corrupt)),
             ("queue.length", read(&self.queue_length)),
         ]
     }

@@ -141,6 +141,29 @@ impl DomainPattern {
         }
     }
 
+    /// The domain itself, without the `*.`.
+    pub fn domain(&self) -> &Domain {
+        match self {
+            Self::Exact(domain) | Self::WithSubdomains(domain) => domain,
+        }
+    }
+
+    /// True when `raw` — a domain as a peer wrote it, valid or not — could be
+    /// covered: its labels (split at every dot IDNA knows, empty ones dropped,
+    /// each lower-cased or converted to an A-label where IDNA can) end with this
+    /// pattern's labels. For names that fail [`Domain::parse`], so that a
+    /// malformed spelling of a listed domain is never taken for an unlisted one.
+    pub fn could_cover(&self, raw: &str) -> bool {
+        let labels = raw_labels(raw);
+        let own: Vec<&str> = self.domain().as_str().split('.').collect();
+        let tail = labels.len().checked_sub(own.len()).map(|start| &labels[start..]);
+        let ends_with_own = tail.is_some_and(|tail| tail.iter().zip(&own).all(|(a, b)| a == b));
+        match self {
+            Self::Exact(_) => ends_with_own && labels.len() == own.len(),
+            Self::WithSubdomains(_) => ends_with_own,
+        }
+    }
+
     /// True when `candidate` is covered: equal, or a subdomain for `*.` patterns.
     pub fn covers(&self, candidate: &Domain) -> bool {
         match self {
@@ -220,6 +243,21 @@ impl From<AddressSpace> for String {
     }
 }
 
+/// The labels of a name that may not parse: split at `.` and the dots IDNA maps
+/// to it, empty labels dropped, each label as an A-label where IDNA converts it,
+/// else lower-cased as given.
+fn raw_labels(raw: &str) -> Vec<String> {
+    raw.split(['.', '\u{3002}', '\u{FF0E}', '\u{FF61}'])
+        .filter(|label| !label.is_empty())
+        .map(|label| {
+            if label.is_ascii() {
+                return label.to_ascii_lowercase();
+            }
+            idna::domain_to_ascii(label).unwrap_or_else(|_| label.to_lowercase())
+        })
+        .collect()
+}
+
 /// Converts to lower-case A-labels; a single trailing dot (the DNS root) is dropped.
 fn to_ascii(input: &str) -> Result<String, DomainError> {
     if input.is_empty() {
@@ -233,7 +271,8 @@ fn to_ascii(input: &str) -> Result<String, DomainError> {
     if trimmed.split('.').any(str::is_empty) {
         return Err(DomainError::EmptyLabel);
     }
-    let has_ace_label = trimmed.split('.').any(|label| label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--"));
+    let has_ace_label =
+        trimmed.split('.').any(|label| label.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("xn--")));
     if trimmed.is_ascii() && !has_ace_label {
         if let Some(character) = trimmed.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.')) {
             return Err(DomainError::InvalidCharacter { character });
@@ -285,6 +324,16 @@ const MAX_NAME_LENGTH: usize = 253;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multi_byte_character_across_the_fourth_byte_is_judged_not_a_panic() {
+        // `label[..4]` once sliced inside `é`: peer input must never panic.
+        for raw in ["aaa\u{e9}.example", "r\u{e9}\u{200d}x.example", "xn-\u{e9}.example"] {
+            let _ = Domain::parse(raw);
+            let _ = DomainPattern::parse(raw);
+        }
+        assert!(Domain::parse("aaa\u{e9}.example").is_ok(), "a valid IDN");
+    }
 
     #[test]
     fn normalises_case_and_trailing_dot() {

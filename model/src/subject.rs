@@ -81,18 +81,18 @@ pub enum SubjectError {
 
 impl SubjectName {
     /// Parses `-SubjectName` text. Separators are commas; `\,` escapes a comma
-    /// inside a value; spaces around types and values are trimmed.
+    /// inside a value and `\\` a backslash; a backslash before any other
+    /// character is dropped (so `\=` is still the separator, and a value never
+    /// holds `=`). Spaces around types and values are trimmed. Error positions
+    /// count characters of `input` from 1. No input panics.
     pub fn parse(input: &str) -> Result<Self, SubjectError> {
         let parts = split(input)?;
-        if parts.iter().all(|(text, _)| text.trim().is_empty()) {
+        if parts.iter().all(|part| trim(&part.chars).is_empty()) {
             return Err(SubjectError::Empty);
         }
         let mut rdns = Vec::new();
-        for (text, position) in parts {
-            if text.trim().is_empty() {
-                continue;
-            }
-            rdns.push(parse_rdn(&text, position)?);
+        for part in parts.iter().filter(|part| !trim(&part.chars).is_empty()) {
+            rdns.push(parse_rdn(part)?);
         }
         check(&rdns)?;
         let warnings = warnings(&rdns);
@@ -102,7 +102,7 @@ impl SubjectName {
 
     /// A subject with only a CN (the edge's FQDN when no subject is given).
     pub fn common_name(cn: &str) -> Result<Self, SubjectError> {
-        Self::parse(&format!("CN={}", cn.replace(',', "\\,")))
+        Self::parse(&format!("CN={}", escape(cn)))
     }
 
     /// The first CN, if any.
@@ -113,8 +113,7 @@ impl SubjectName {
 
 impl fmt::Display for SubjectName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> =
-            self.rdns.iter().map(|(kind, value)| format!("{kind}={}", value.replace(',', "\\,"))).collect();
+        let parts: Vec<String> = self.rdns.iter().map(|(kind, value)| format!("{kind}={}", escape(value))).collect();
         f.write_str(&parts.join(", "))
     }
 }
@@ -133,35 +132,47 @@ impl fmt::Display for RdnType {
     }
 }
 
-/// Splits at unescaped commas, returning each part with its 1-based start position.
-fn split(input: &str) -> Result<Vec<(String, usize)>, SubjectError> {
+/// One character of the input after unescaping, with its 1-based position in
+/// the input as typed (in characters, never bytes).
+type Positioned = (usize, char);
+
+/// One comma-separated part of the input.
+struct Part {
+    /// Its characters, unescaped, each with its position in the input.
+    chars: Vec<Positioned>,
+    /// Position of the part's first character (the one after the comma).
+    start: usize,
+}
+
+/// Splits at unescaped commas. Everything after here works on characters with
+/// their input positions, so no byte offset of one string is ever used on another
+/// (escapes and multi-byte characters shift them).
+fn split(input: &str) -> Result<Vec<Part>, SubjectError> {
     let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    let mut chars = input.char_indices().peekable();
-    while let Some((index, c)) = chars.next() {
+    let mut current = Part { chars: Vec::new(), start: 1 };
+    let mut chars = input.chars().zip(1..);
+    while let Some((c, position)) = chars.next() {
         match c {
             '\\' => match chars.next() {
-                Some((_, escaped)) => current.push(escaped),
+                Some((escaped, escaped_position)) => current.chars.push((escaped_position, escaped)),
                 None => return Err(SubjectError::DanglingEscape),
             },
-            ',' => {
-                parts.push((std::mem::take(&mut current), start));
-                start = input[..index].chars().count() + 2;
-            }
-            c => current.push(c),
+            ',' => parts.push(std::mem::replace(&mut current, Part { chars: Vec::new(), start: position + 1 })),
+            c => current.chars.push((position, c)),
         }
     }
-    parts.push((current, start));
+    parts.push(current);
     Ok(parts)
 }
 
-fn parse_rdn(text: &str, position: usize) -> Result<(RdnType, String), SubjectError> {
-    let Some((kind_text, value)) = text.split_once('=') else {
-        return Err(SubjectError::NotAnRdn { part: text.trim().to_owned(), position });
+fn parse_rdn(part: &Part) -> Result<(RdnType, String), SubjectError> {
+    let Some(equals) = part.chars.iter().position(|&(_, c)| c == '=') else {
+        return Err(SubjectError::NotAnRdn { part: text(trim(&part.chars)), position: part.start });
     };
-    let kind_position = position + text.len() - text.trim_start().len();
-    let kind = match kind_text.trim().to_ascii_uppercase().as_str() {
+    let (kind_chars, value) = (&part.chars[..equals], &part.chars[equals + 1..]);
+    // The type's first character, or the `=` when the type is empty.
+    let kind_position = trim(&part.chars).first().map_or(part.start, |&(position, _)| position);
+    let kind = match text(trim(kind_chars)).to_ascii_uppercase().as_str() {
         "C" => RdnType::C,
         "DC" => RdnType::DC,
         "S" | "ST" => RdnType::S,
@@ -171,23 +182,46 @@ fn parse_rdn(text: &str, position: usize) -> Result<(RdnType, String), SubjectEr
         "CN" => RdnType::CN,
         other => return Err(SubjectError::UnknownType { kind: other.to_owned(), position: kind_position }),
     };
-    let value_start = position + kind_text.chars().count() + 1;
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
+    let value = trim(value);
+    if value.is_empty() {
         return Err(SubjectError::EmptyValue { kind, position: kind_position });
     }
-    if let Some(equals) = trimmed.find('=') {
-        let before = &trimmed[..equals];
-        let next_start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-        let leading = value.len() - value.trim_start().len();
+    if let Some(equals) = value.iter().position(|&(_, c)| c == '=') {
+        let before = &value[..equals];
+        let next_start = before.iter().rposition(|&(_, c)| c.is_whitespace()).map_or(0, |i| i + 1);
+        // `next_start <= equals < value.len()`: the index holds.
+        let position = value[next_start].0;
         return Err(SubjectError::MissingComma {
             kind,
-            value: trimmed.to_owned(),
-            position: value_start + leading + trimmed[..next_start].chars().count(),
-            next: format!("{}=", &before[next_start..]),
+            value: text(value),
+            position,
+            next: format!("{}=", text(&before[next_start..])),
         });
     }
-    Ok((kind, trimmed.to_owned()))
+    Ok((kind, text(value)))
+}
+
+/// `chars` without leading and trailing whitespace (as `str::trim`).
+fn trim(chars: &[Positioned]) -> &[Positioned] {
+    let start = chars.iter().position(|&(_, c)| !c.is_whitespace()).unwrap_or(chars.len());
+    let end = chars.iter().rposition(|&(_, c)| !c.is_whitespace()).map_or(start, |last| last + 1);
+    chars.get(start..end).unwrap_or_default()
+}
+
+fn text(chars: &[Positioned]) -> String {
+    chars.iter().map(|&(_, c)| c).collect()
+}
+
+/// A value as it is typed: the characters `split` takes as syntax escaped.
+fn escape(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '\\' | ',') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn check(rdns: &[(RdnType, String)]) -> Result<(), SubjectError> {
@@ -386,5 +420,173 @@ mod tests {
             SubjectName::common_name("mail1.contoso.com").unwrap().first_common_name(),
             Some("mail1.contoso.com")
         );
+    }
+    #[test]
+    fn a_value_with_multi_byte_whitespace_before_an_equals_sign_is_refused_not_a_panic() {
+        assert_eq!(
+            SubjectName::parse("CN=a\u{00A0}b=c"),
+            Err(SubjectError::MissingComma {
+                kind: RdnType::CN,
+                value: "a\u{00A0}b=c".into(),
+                position: 6,
+                next: "b=".into()
+            })
+        );
+    }
+
+    #[test]
+    fn positions_count_characters_of_the_input_as_typed() {
+        // Multi-byte whitespace before the type, and an escape before the error.
+        assert_eq!(
+            SubjectName::parse("CN=x,\u{3000}E=y"),
+            Err(SubjectError::UnknownType { kind: "E".into(), position: 7 })
+        );
+        assert_eq!(
+            SubjectName::parse("O=a\\,b c=d"),
+            Err(SubjectError::MissingComma {
+                kind: RdnType::O,
+                value: "a,b c=d".into(),
+                position: 8,
+                next: "c=".into()
+            })
+        );
+        assert_eq!(
+            SubjectName::parse("O=\u{00A0}é\u{2003}x=y"),
+            Err(SubjectError::MissingComma {
+                kind: RdnType::O,
+                value: "é\u{2003}x=y".into(),
+                position: 6,
+                next: "x=".into()
+            })
+        );
+    }
+
+    #[test]
+    fn backslashes_in_a_value_survive_display_and_reparse() {
+        let name = SubjectName::parse("O=a\\\\b, CN=x").unwrap();
+        assert_eq!(name.rdns[0], (RdnType::O, "a\\b".to_owned()));
+        assert_eq!(SubjectName::parse(&name.to_string()), Ok(name));
+        let name = SubjectName::common_name("back\\slash, comma").unwrap();
+        assert_eq!(name.first_common_name(), Some("back\\slash, comma"));
+    }
+
+    #[test]
+    fn tricky_inputs_give_an_answer_and_never_panic() {
+        let cases = [
+            "",
+            ",",
+            ",,,",
+            " , ",
+            "=",
+            "==",
+            "=x",
+            "CN=",
+            "CN==",
+            "CN=x=",
+            "=CN=x",
+            "CN=x,",
+            ",CN=x",
+            "CN=x,,O=y",
+            "\\",
+            "CN=\\",
+            "CN=x\\,",
+            "CN=x\\+",
+            "CN=x\\,\\",
+            "CN=\\,",
+            "CN=\\ ",
+            "CN=\\\\",
+            "\\CN=x",
+            "CN\\=x",
+            "CN=a\\=b",
+            "CN=a\u{00A0}b=c",
+            "CN=\u{00A0}=",
+            "CN=\u{00A0}\u{00A0}=\u{00A0}",
+            "\u{00A0}CN\u{00A0}=\u{00A0}x\u{00A0}",
+            "CN=\u{3000}x\u{3000}y=z",
+            "CN=\u{2028}=",
+            "\u{85}CN=x\u{85}=",
+            "CN=é=",
+            "CN=é é=é",
+            "é=x",
+            "\u{1F600}=\u{1F600}",
+            "CN=\u{1F600} \u{1F600}=",
+            "C=ÉS",
+            "C=\u{0130}S",
+            "DC=ñ",
+            "CN=x\u{0}",
+            "CN=\t\r\n",
+        ];
+        for input in cases {
+            // Each either parses to something that prints and parses back to itself, or is an error.
+            if let Ok(name) = SubjectName::parse(input) {
+                assert_eq!(SubjectName::parse(&name.to_string()).as_ref(), Ok(&name), "{input:?}");
+            }
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Characters the parser treats specially, whitespace of every width, and
+        /// multi-byte letters, so generated inputs hit the paths that once sliced
+        /// strings at byte offsets.
+        fn tricky_char() -> impl Strategy<Value = char> {
+            prop_oneof![
+                Just('='),
+                Just(','),
+                Just('\\'),
+                Just('+'),
+                Just(' '),
+                Just('\t'),
+                Just('\u{00A0}'),
+                Just('\u{2003}'),
+                Just('\u{3000}'),
+                Just('é'),
+                Just('\u{1F600}'),
+                Just('.'),
+                Just('a'),
+                Just('C'),
+                Just('N'),
+            ]
+        }
+
+        fn tricky_text(max: usize) -> impl Strategy<Value = String> {
+            proptest::collection::vec(tricky_char(), 0..max).prop_map(|chars| chars.into_iter().collect())
+        }
+
+        /// `TYPE=value` parts joined by commas: many of these parse, so the
+        /// round trip is exercised, not only the refusals.
+        fn rdn_list() -> impl Strategy<Value = String> {
+            let kind = prop_oneof![
+                Just("C"),
+                Just("DC"),
+                Just("S"),
+                Just("ST"),
+                Just("L"),
+                Just("O"),
+                Just("OU"),
+                Just("CN"),
+                Just(" cn "),
+                Just("\u{00A0}CN"),
+            ];
+            proptest::collection::vec((kind, tricky_text(12)), 1..5).prop_map(|rdns| {
+                rdns.iter().map(|(kind, value)| format!("{kind}={value}")).collect::<Vec<_>>().join(",")
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            #[test]
+            fn parse_never_panics_and_what_it_accepts_prints_and_reparses_to_itself(
+                input in prop_oneof![rdn_list(), tricky_text(24), any::<String>()]
+            ) {
+                if let Ok(name) = SubjectName::parse(&input) {
+                    prop_assert_eq!(SubjectName::parse(&name.to_string()), Ok(name));
+                }
+            }
+        }
     }
 }

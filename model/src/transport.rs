@@ -57,6 +57,33 @@ impl TransportConfig {
     pub fn requires_secure_receive(&self, domain: &Domain) -> bool {
         self.tls_receive_domain_secure_list.iter().any(|p| p.covers(domain))
     }
+
+    /// The `TLSReceiveDomainSecureList` entry that covers a sender's domain as the
+    /// peer wrote it (see [`covering_entry`]).
+    pub fn secure_receive_entry(&self, raw_domain: &str) -> Option<&DomainPattern> {
+        covering_entry(&self.tls_receive_domain_secure_list, raw_domain)
+    }
+
+    /// The `TLSSendDomainSecureList` entry that covers a recipient's domain (see
+    /// [`covering_entry`]).
+    pub fn secure_send_entry(&self, raw_domain: &str) -> Option<&DomainPattern> {
+        covering_entry(&self.tls_send_domain_secure_list, raw_domain)
+    }
+}
+
+/// The most specific entry of `list` covering `raw_domain`: an exact entry before a
+/// `*.` one, a longer domain before a shorter one. A name that does not parse is
+/// judged by its raw labels ([`DomainPattern::could_cover`]), never taken as
+/// unlisted because it is malformed.
+pub fn covering_entry<'a>(list: &'a [DomainPattern], raw_domain: &str) -> Option<&'a DomainPattern> {
+    let parsed = Domain::parse(raw_domain).ok();
+    let covered = |pattern: &&DomainPattern| match &parsed {
+        Some(domain) => pattern.covers(domain),
+        None => pattern.could_cover(raw_domain),
+    };
+    list.iter()
+        .filter(covered)
+        .max_by_key(|pattern| (matches!(pattern, DomainPattern::Exact(_)), pattern.domain().as_str().len()))
 }
 
 // === impl CrlProxy ===
@@ -151,6 +178,46 @@ fn is_label(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn list(entries: &[&str]) -> Vec<DomainPattern> {
+        entries.iter().map(|e| DomainPattern::parse(e).unwrap()).collect()
+    }
+
+    fn entry(list: &[DomainPattern], raw: &str) -> Option<String> {
+        covering_entry(list, raw).map(ToString::to_string)
+    }
+
+    #[test]
+    fn the_most_specific_entry_covers_a_sender() {
+        let list = list(&["*.woodgrovebank.com", "woodgrovebank.com", "*.us.woodgrovebank.com", "fabrikam.com"]);
+        assert_eq!(entry(&list, "woodgrovebank.com").as_deref(), Some("woodgrovebank.com"));
+        assert_eq!(entry(&list, "WoodGroveBank.COM.").as_deref(), Some("woodgrovebank.com"));
+        assert_eq!(entry(&list, "mail.woodgrovebank.com").as_deref(), Some("*.woodgrovebank.com"));
+        assert_eq!(entry(&list, "a.us.woodgrovebank.com").as_deref(), Some("*.us.woodgrovebank.com"));
+        assert_eq!(entry(&list, "mail.fabrikam.com"), None, "an exact entry covers no subdomain");
+        assert_eq!(entry(&list, "notwoodgrovebank.com"), None);
+        assert_eq!(entry(&list, "woodgrovebank.com.evil.example"), None);
+    }
+
+    #[test]
+    fn a_malformed_spelling_of_a_listed_domain_is_still_covered() {
+        let list = list(&["*.woodgrovebank.com", "fabrikam.com"]);
+        for raw in [
+            "xn--55555555.woodgrovebank.com",
+            "XN--55555555.WoodGroveBank.com",
+            "a..woodgrovebank.com",
+            "-bad-.woodgrovebank.com",
+            "under_score.woodgrovebank.com",
+            "xn--55555555.woodgrovebank\u{3002}com",
+            "r\u{00e9}\u{200d}x.woodgrovebank.com",
+            "woodgrovebank.com..",
+        ] {
+            assert_eq!(entry(&list, raw).as_deref(), Some("*.woodgrovebank.com"), "{raw:?}");
+        }
+        assert_eq!(entry(&list, "fabrikam..com").as_deref(), Some("fabrikam.com"));
+        assert_eq!(entry(&list, "x_y.fabrikam.com"), None, "an exact entry covers no subdomain, malformed or not");
+        assert_eq!(entry(&list, "xn--55555555.example"), None);
+    }
 
     #[test]
     fn proxies_parse_and_print() {

@@ -28,6 +28,15 @@ pub mod edge {
     /// accept a client certificate it does not trust yet.
     pub const ENROLLMENT_SERVER_NAME: &str = "enroll.domainsec-controller";
 
+    /// The largest message an edge sends on the sync stream (heartbeats, task
+    /// results); both ends hold to it, and the edge trims a heartbeat that would
+    /// not fit instead of breaking its stream.
+    pub const MAX_EDGE_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+    /// The largest message the controller sends (a snapshot with long secure-domain
+    /// lists, a certificate task).
+    pub const MAX_CONTROLLER_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
     /// A short digest of each section of a snapshot, so the controller can tell
     /// which parts of an edge's configuration differ (`dsctl edge test-sync`).
     /// Both sides compute it from the same protobuf encoding.
@@ -48,6 +57,10 @@ pub mod edge {
                 Snapshot { receive_connectors: snapshot.receive_connectors.clone(), ..Snapshot::default() },
             ),
             ("trusted_roots", Snapshot { trusted_roots: snapshot.trusted_roots.clone(), ..Snapshot::default() }),
+            (
+                "organization_domains",
+                Snapshot { organization_domains: snapshot.organization_domains.clone(), ..Snapshot::default() },
+            ),
             (
                 "controller_certificates",
                 Snapshot { controller_certificates: snapshot.controller_certificates.clone(), ..Snapshot::default() },

@@ -110,6 +110,8 @@ impl Directory {
             .into());
         }
         let side = self.edge_side()?;
+        // Drawn before anything is written: without randomness nothing changes.
+        let secret = new_secret()?;
         let mut tx = Change::begin(&self.pool).await?;
         let existing = db::edges::list(tx.conn()).await?.into_iter().find(|e| e.name == name);
         let edge = match (existing, fqdn) {
@@ -142,7 +144,6 @@ impl Directory {
             }
         };
         let edge_id = db::edges::resolve(tx.conn(), "name", &name).await?;
-        let secret = new_secret();
         let expires_at = Utc::now() + chrono::Duration::from_std(expires_in).unwrap_or_default();
         db::subscriptions::issue(tx.conn(), edge_id, Fingerprint::of(secret.as_bytes()).as_str(), expires_at).await?;
         tx.commit(Audit {
@@ -299,10 +300,17 @@ impl Directory {
     }
 }
 
-fn new_secret() -> String {
+/// A subscription secret: 256 random bits, base64url.
+fn new_secret() -> Result<String> {
+    secret_from(|bytes| ring::rand::SystemRandom::new().fill(bytes))
+}
+
+/// A secret from `fill`'s bytes; none at all when `fill` fails (zeroed bytes
+/// would be a secret anyone can guess).
+fn secret_from(fill: impl FnOnce(&mut [u8]) -> Result<(), ring::error::Unspecified>) -> Result<String> {
     let mut bytes = [0u8; 32];
-    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    fill(&mut bytes).map_err(|_| Error::NoRandomness)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn humantime_text(duration: Duration) -> String {
@@ -316,3 +324,29 @@ fn stale_after() -> chrono::TimeDelta {
 const MIN_EXPIRY: Duration = Duration::from_secs(60);
 const MAX_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_random_fill_issues_no_subscription_secret() {
+        let secret = secret_from(|_| Err(ring::error::Unspecified));
+        assert!(matches!(secret, Err(Error::NoRandomness)), "{secret:?}");
+    }
+
+    #[test]
+    fn no_randomness_reaches_the_caller_as_an_internal_error_without_details() {
+        let status = tonic::Status::from(Error::NoRandomness);
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(!status.message().contains("random"), "details go to the log: {}", status.message());
+    }
+
+    #[test]
+    fn subscription_secrets_hold_256_random_bits() {
+        let (first, second) = (new_secret().unwrap(), new_secret().unwrap());
+        assert_ne!(first, second);
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&first).unwrap();
+        assert_eq!(bytes.len(), 32);
+    }
+}

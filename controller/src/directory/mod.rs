@@ -54,6 +54,9 @@ pub enum Error {
     /// The edge answered with a refusal (e.g. no such queued message).
     #[error("edge {edge}: {reason}")]
     EdgeRefused { edge: String, reason: String },
+    /// The operating system's random number generator failed, so no secret was made.
+    #[error("the system random number generator failed; no secret was made")]
+    NoRandomness,
 }
 
 impl From<InvalidField> for Error {

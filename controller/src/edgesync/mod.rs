@@ -100,7 +100,11 @@ pub async fn start(
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .add_service(proto::edge::edge_sync_server::EdgeSyncServer::new(service))
+        .add_service(
+            proto::edge::edge_sync_server::EdgeSyncServer::new(service)
+                .max_decoding_message_size(proto::edge::MAX_EDGE_MESSAGE_BYTES)
+                .max_encoding_message_size(proto::edge::MAX_CONTROLLER_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(ReceiverStream::new(receiver), shutdown.cancelled_owned());
     let task = tokio::spawn(async move {
         if let Err(error) = server.await {

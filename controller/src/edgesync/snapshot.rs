@@ -5,11 +5,11 @@
 //! snapshot is a filter over it.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{Arc, RwLock},
 };
 
-use domainsec_model::{ReceiveConnector, Routing, SendConnector, TransportConfig};
+use domainsec_model::{Domain, ReceiveConnector, Routing, SendConnector, TransportConfig};
 use proto::edge as pb;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
@@ -30,6 +30,8 @@ pub struct OrgConfig {
     edges: HashMap<String, String>,
     controller_certificates: Vec<String>,
     trusted_roots: Vec<crate::db::trusted_roots::TrustedRoot>,
+    /// The parent domains of every edge and receive connector FQDN, sorted, once.
+    organization_domains: Vec<String>,
 }
 
 /// The newest [`OrgConfig`], loaded at most once per version.
@@ -84,14 +86,22 @@ impl OrgConfig {
             .map(|stored| (strings(&stored.connector.source_edges), send_connector(&stored.connector)))
             .collect();
         let mut receive_connectors: HashMap<String, Vec<pb::ReceiveConnector>> = HashMap::new();
+        let mut organization_domains = BTreeSet::new();
         for stored in db::receive_connectors::list(&mut tx, None).await? {
+            organization_domains.extend(stored.connector.fqdn.as_ref().map(parent_domain));
             receive_connectors
                 .entry(stored.connector.edge.to_string())
                 .or_default()
                 .push(receive_connector(&stored.connector));
         }
-        let edges =
-            db::edges::list(&mut tx).await?.into_iter().map(|e| (e.name.to_string(), e.fqdn.to_string())).collect();
+        let edges: HashMap<String, String> = db::edges::list(&mut tx)
+            .await?
+            .into_iter()
+            .map(|e| {
+                organization_domains.insert(parent_domain(&e.fqdn));
+                (e.name.to_string(), e.fqdn.to_string())
+            })
+            .collect();
         let controller_certificates = sqlx::query_scalar(
             "SELECT certificate_pem FROM controller_certificates
              WHERE purpose = 'edge-sync' AND not_after > now() ORDER BY created_at",
@@ -110,6 +120,7 @@ impl OrgConfig {
             edges,
             controller_certificates,
             trusted_roots,
+            organization_domains: organization_domains.into_iter().collect(),
         })
     }
 
@@ -136,7 +147,18 @@ impl OrgConfig {
                 .filter(|root| root.edges.as_ref().is_none_or(|edges| edges.iter().any(|e| e == edge)))
                 .map(|root| root.certificate_pem.clone())
                 .collect(),
+            organization_domains: self.organization_domains.clone(),
         })
+    }
+}
+
+/// The domain an edge's FQDN belongs to: `mail1.contoso.com` → `contoso.com`; a
+/// two-label name is its own domain.
+fn parent_domain(fqdn: &Domain) -> String {
+    let name = fqdn.as_str();
+    match name.split_once('.') {
+        Some((_, parent)) if parent.contains('.') => parent.to_owned(),
+        _ => name.to_owned(),
     }
 }
 

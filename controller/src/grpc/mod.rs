@@ -100,6 +100,7 @@ impl From<directory::Error> for Status {
             directory::Error::Store(store) => store.into(),
             directory::Error::EdgeUnavailable { .. } => Status::unavailable(error.to_string()),
             directory::Error::EdgeRefused { .. } => Status::failed_precondition(error.to_string()),
+            directory::Error::NoRandomness => internal(&error),
         }
     }
 }
@@ -120,7 +121,7 @@ impl From<db::Error> for Status {
 }
 
 /// Logs the details and tells the caller only that the controller failed.
-fn internal(error: &db::Error) -> Status {
+fn internal(error: &dyn std::error::Error) -> Status {
     error!(error = %error, "directory error");
     Status::internal("the controller could not complete the call; its log has the details")
 }

@@ -166,7 +166,10 @@ impl EdgeAgent {
             certificates: self.certificates.inventory(),
         };
         let _ = sender.send(message(Kind::Hello(hello))).await;
-        let mut inbound = match EdgeSyncClient::new(channel).sync(ReceiverStream::new(receiver)).await {
+        let mut client = EdgeSyncClient::new(channel)
+            .max_decoding_message_size(pb::MAX_CONTROLLER_MESSAGE_BYTES)
+            .max_encoding_message_size(pb::MAX_EDGE_MESSAGE_BYTES);
+        let mut inbound = match client.sync(ReceiverStream::new(receiver)).await {
             Ok(response) => response.into_inner(),
             Err(status) => {
                 let detail = tls::error_chain(&status);
@@ -242,11 +245,12 @@ impl EdgeAgent {
             counters.extend(relay.metrics.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)));
             counters.extend(relay.security.counters.flat());
         }
-        pb::Heartbeat {
+        let beat = pb::Heartbeat {
             applied_version: self.current.as_ref().map_or(0, |s| s.version),
             counters,
             queue_length: self.relay.as_ref().map_or(0, |r| r.queue.len() as u64),
-        }
+        };
+        fit_heartbeat(beat)
     }
 
     /// Checks, persists and takes a snapshot; returns the ACK or NACK to send.
@@ -296,6 +300,32 @@ impl EdgeAgent {
     }
 }
 
+/// A heartbeat within [`pb::MAX_EDGE_MESSAGE_BYTES`]: past a quarter of it (the
+/// counters are capped far below that), the per-partner and per-reason rows go
+/// and the totals stay, with an error in the log, so the stream never breaks on
+/// its own heartbeat.
+fn fit_heartbeat(mut beat: pb::Heartbeat) -> pb::Heartbeat {
+    use prost::Message;
+    let size = beat.encoded_len();
+    if size <= HEARTBEAT_BUDGET_BYTES {
+        return beat;
+    }
+    beat.counters.retain(|name, _| !is_breakdown(name));
+    tracing::error!(size, kept = beat.encoded_len(), "heartbeat too large; sending totals without per-partner rows");
+    beat
+}
+
+/// Per-partner and per-reason counter rows (totals keep their names).
+fn is_breakdown(name: &str) -> bool {
+    ["domain_secured.received.", "domain_secured.sent.", "domain_secured.outbound_failures.",
+     "domain_secured.inbound_refusals.", "domain_secured.failure_reason."]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+/// The most a heartbeat may take of the edge's message limit.
+const HEARTBEAT_BUDGET_BYTES: usize = pb::MAX_EDGE_MESSAGE_BYTES / 4;
+
 fn message(kind: Kind) -> pb::EdgeMessage {
     pb::EdgeMessage { kind: Some(kind) }
 }
@@ -308,8 +338,20 @@ fn lost(connected: bool, reason: &str) -> String {
 /// controller restart does not bring every edge back in the same second.
 pub fn backoff(attempt: u32, max: Duration) -> Duration {
     let ceiling = Duration::from_secs(1).saturating_mul(2u32.saturating_pow(attempt.min(16))).min(max);
+    jittered(ceiling, |bytes| ring::rand::SystemRandom::new().fill(bytes))
+}
+
+/// A random share of `ceiling` (at least 50 ms), the randomness from `fill`.
+/// Jitter needs no secrecy and the reconnect must go on, so a failed fill is no
+/// error; but a zeroed buffer would make every delay the 50 ms floor, a reconnect
+/// storm against a controller that is down. Without randomness the whole
+/// ceiling is waited.
+fn jittered(ceiling: Duration, fill: impl FnOnce(&mut [u8]) -> Result<(), ring::error::Unspecified>) -> Duration {
     let mut bytes = [0u8; 4];
-    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    if fill(&mut bytes).is_err() {
+        warn!("the system random number generator failed; reconnecting without jitter");
+        return ceiling.max(Duration::from_millis(50));
+    }
     let fraction = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
     ceiling.mul_f64(fraction).max(Duration::from_millis(50))
 }
@@ -317,6 +359,21 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_heartbeat_keeps_its_totals_and_drops_the_breakdown() {
+        let mut counters: HashMap<String, u64> = (0..200_000)
+            .map(|n| (format!("domain_secured.inbound_refusals.p{n}.woodgrovebank.com"), 1))
+            .collect();
+        counters.insert("domain_secured.inbound_refusals".to_owned(), 200_000);
+        let beat = pb::Heartbeat { applied_version: 3, counters, queue_length: 0 };
+        let fitted = fit_heartbeat(beat);
+        assert!(prost::Message::encoded_len(&fitted) <= HEARTBEAT_BUDGET_BYTES);
+        assert_eq!(fitted.counters.get("domain_secured.inbound_refusals"), Some(&200_000));
+        assert_eq!(fitted.applied_version, 3);
+        let small = pb::Heartbeat { applied_version: 1, counters: HashMap::from([("a".into(), 1)]), queue_length: 2 };
+        assert_eq!(fit_heartbeat(small.clone()), small);
+    }
 
     #[test]
     fn backoff_grows_to_the_cap_and_stays_random() {
@@ -328,5 +385,11 @@ mod tests {
         }
         let delays: std::collections::HashSet<u128> = (0..20).map(|_| backoff(5, max).as_micros()).collect();
         assert!(delays.len() > 10, "jitter spreads reconnects");
+    }
+
+    #[test]
+    fn backoff_without_randomness_waits_the_whole_ceiling_not_the_floor() {
+        let ceiling = Duration::from_secs(16);
+        assert_eq!(jittered(ceiling, |_| Err(ring::error::Unspecified)), ceiling);
     }
 }

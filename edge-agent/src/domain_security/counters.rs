@@ -1,6 +1,11 @@
 //! The paper's three counters — Domain-Secured Messages Received, Domain-Secured
 //! Messages Sent, Domain-Secured Outbound Session Failures — with per-partner and
 //! per-reason breakdowns, kept across restarts in `DATA_DIR/counters.toml`.
+//!
+//! A partner is a secure-list *entry* (`woodgrovebank.com`, `*.fabrikam.com`),
+//! never a domain a peer names, so an anonymous sender cannot add rows; and past
+//! [`MAX_PARTNERS`] entries the rest are counted together under [`OTHER_PARTNERS`],
+//! so a heartbeat stays small whatever the lists hold.
 
 use std::{
     collections::BTreeMap,
@@ -8,6 +13,7 @@ use std::{
     sync::{Mutex, PoisonError},
 };
 
+use domainsec_model::DomainPattern;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -67,36 +73,36 @@ impl DomainSecurityCounters {
         Self { path, state: Mutex::new((counts, false)) }
     }
 
-    /// A Domain Secured message accepted from `domain`.
-    pub fn received(&self, domain: &str) {
+    /// A Domain Secured message accepted from a partner under list `entry`.
+    pub fn received(&self, entry: &DomainPattern) {
         self.update(|c| {
             c.messages_received += 1;
-            c.partners.entry(domain.to_owned()).or_default().received += 1;
+            c.partner(entry).received += 1;
         });
     }
 
-    /// A Domain Secured message delivered to `domain`.
-    pub fn sent(&self, domain: &str) {
+    /// A Domain Secured message delivered to a partner under list `entry`.
+    pub fn sent(&self, entry: &DomainPattern) {
         self.update(|c| {
             c.messages_sent += 1;
-            c.partners.entry(domain.to_owned()).or_default().sent += 1;
+            c.partner(entry).sent += 1;
         });
     }
 
-    /// An outbound session to `domain` that failed Domain Security, and why.
-    pub fn outbound_failure(&self, domain: &str, reason: &str) {
+    /// An outbound session to a partner under list `entry` that failed Domain Security, and why.
+    pub fn outbound_failure(&self, entry: &DomainPattern, reason: &'static str) {
         self.update(|c| {
             c.outbound_session_failures += 1;
-            c.partners.entry(domain.to_owned()).or_default().outbound_failures += 1;
+            c.partner(entry).outbound_failures += 1;
             *c.reasons.entry(reason.to_owned()).or_default() += 1;
         });
     }
 
-    /// An inbound transaction from `domain` refused by Domain Security, and why.
-    pub fn inbound_refusal(&self, domain: &str, reason: &str) {
+    /// An inbound transaction under list `entry` refused by Domain Security, and why.
+    pub fn inbound_refusal(&self, entry: &DomainPattern, reason: &'static str) {
         self.update(|c| {
             c.inbound_refusals += 1;
-            c.partners.entry(domain.to_owned()).or_default().inbound_refusals += 1;
+            c.partner(entry).inbound_refusals += 1;
             *c.reasons.entry(reason.to_owned()).or_default() += 1;
         });
     }
@@ -156,18 +162,43 @@ impl DomainSecurityCounters {
     }
 }
 
+// === impl Counts ===
+
+impl Counts {
+    /// The row of list `entry`, or the shared [`OTHER_PARTNERS`] row once
+    /// [`MAX_PARTNERS`] rows exist.
+    fn partner(&mut self, entry: &DomainPattern) -> &mut PartnerCounts {
+        let key = entry.to_string();
+        let key = if self.partners.contains_key(&key) || self.partners.len() < MAX_PARTNERS {
+            key
+        } else {
+            OTHER_PARTNERS.to_owned()
+        };
+        self.partners.entry(key).or_default()
+    }
+}
+
+/// Partner rows kept apart; the secure lists of a real organization hold far fewer.
+pub const MAX_PARTNERS: usize = 1000;
+/// The row that counts every partner past [`MAX_PARTNERS`].
+pub const OTHER_PARTNERS: &str = "(other)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(text: &str) -> DomainPattern {
+        DomainPattern::parse(text).unwrap()
+    }
 
     #[test]
     fn counters_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let counters = DomainSecurityCounters::load(dir.path());
-        counters.received("woodgrovebank.com");
-        counters.sent("woodgrovebank.com");
-        counters.sent("woodgrovebank.com");
-        counters.outbound_failure("fabrikam.com", "name-mismatch");
+        counters.received(&entry("woodgrovebank.com"));
+        counters.sent(&entry("woodgrovebank.com"));
+        counters.sent(&entry("woodgrovebank.com"));
+        counters.outbound_failure(&entry("fabrikam.com"), "name-mismatch");
         counters.save();
         let reloaded = DomainSecurityCounters::load(dir.path());
         let counts = reloaded.counts();
@@ -177,5 +208,20 @@ mod tests {
         let flat: BTreeMap<String, u64> = reloaded.flat().into_iter().collect();
         assert_eq!(flat["domain_secured.sent.woodgrovebank.com"], 2);
         assert_eq!(flat["domain_secured.failure_reason.name-mismatch"], 1);
+    }
+
+    #[test]
+    fn partner_rows_are_capped_and_the_rest_share_one_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let counters = DomainSecurityCounters::load(dir.path());
+        for n in 0..MAX_PARTNERS + 50 {
+            counters.inbound_refusal(&entry(&format!("p{n}.example")), "starttls-not-used");
+        }
+        counters.inbound_refusal(&entry("p0.example"), "starttls-not-used");
+        let counts = counters.counts();
+        assert_eq!(counts.partners.len(), MAX_PARTNERS + 1);
+        assert_eq!(counts.partners[OTHER_PARTNERS].inbound_refusals, 50);
+        assert_eq!(counts.partners["p0.example"].inbound_refusals, 2, "an existing row keeps counting");
+        assert_eq!(counts.inbound_refusals, MAX_PARTNERS as u64 + 51);
     }
 }

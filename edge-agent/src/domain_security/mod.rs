@@ -6,6 +6,7 @@ pub mod counters;
 pub mod mark;
 pub mod name_match;
 pub mod peer;
+pub mod policy;
 pub mod revocation;
 
 use std::{
@@ -13,7 +14,6 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use rustls::pki_types::CertificateDer;
 
 use crate::{apply::EdgeConfig, config::DomainSecuritySettings};
 
@@ -79,8 +79,7 @@ impl DomainSecurity {
     /// the verdict (false when revoked or not checkable).
     pub async fn revocation_report(&self, config: &EdgeConfig, chain: &[Vec<u8>]) -> (Vec<String>, bool) {
         self.follow_proxy(config);
-        let ders: Vec<CertificateDer<'_>> = chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
-        let mut lines = self.crls.describe(&ders).await;
+        let mut lines = peer::describe_revocation(chain, &self.trust(config), &self.crls).await;
         let verdict = peer::revocation_only(chain, &self.trust(config), &self.crls).await;
         lines.push(match &verdict {
             Ok(()) => "revocation: ok; not on any CRL".to_owned(),

@@ -5,14 +5,16 @@
 //! the subject alternative names, or the subject CN only when there is no DNS
 //! SAN; a CN with non-ASCII characters is never taken as a host name.
 
-use x509_parser::prelude::X509Certificate;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::certificates::dns_names;
 
-/// The names a certificate offers for matching, lower-case, without a trailing dot.
+/// The names a certificate offers for matching, lower-case, without a trailing
+/// dot: its DNS SANs, or — only when it has no SAN extension at all — its subject
+/// CN (RFC 6125 §6.4.4; a certificate with SANs of other kinds offers no CN).
 pub fn certificate_names(certificate: &X509Certificate<'_>) -> Vec<String> {
     let sans = dns_names(certificate);
-    let names = if sans.is_empty() {
+    let names = if !has_subject_alternative_names(certificate) {
         certificate
             .subject()
             .iter_common_name()
@@ -24,6 +26,21 @@ pub fn certificate_names(certificate: &X509Certificate<'_>) -> Vec<String> {
         sans
     };
     names.into_iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect()
+}
+
+/// True when the certificate carries a subjectAltName extension (of any kind; an
+/// unreadable or duplicated one counts as present, so it never opens the CN).
+pub fn has_subject_alternative_names(certificate: &X509Certificate<'_>) -> bool {
+    !matches!(certificate.subject_alternative_name(), Ok(None))
+}
+
+/// True when the CA certificate `der` carries a nameConstraints extension (an
+/// unreadable certificate counts as constrained: its CN is not trusted either).
+pub fn has_name_constraints(der: &[u8]) -> bool {
+    match X509Certificate::from_der(der) {
+        Ok((_, certificate)) => !matches!(certificate.name_constraints(), Ok(None)),
+        Err(_) => true,
+    }
 }
 
 /// True when any of `names` matches `domain` by the paper's rule.

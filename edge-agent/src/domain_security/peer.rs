@@ -7,13 +7,13 @@
 use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, RevocationCheckDepth, RevocationOptionsBuilder,
-    UnknownStatusPolicy, anchor_from_trusted_cert,
+    UnknownStatusPolicy, VerifiedPath, anchor_from_trusted_cert,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{
     name_match,
-    revocation::{CrlCache, RevocationError},
+    revocation::{CrlCache, RevocationError, RevocationPath},
 };
 
 /// Which end the peer is.
@@ -67,6 +67,12 @@ pub enum PeerFailure {
     /// None of its names matches the domain.
     #[error("name mismatch: {names} does not match {domain}")]
     NameMismatch { domain: String, names: String },
+    /// It has no subject alternative name and a CA of its path carries name
+    /// constraints, which apply to SANs only: its subject CN cannot be trusted.
+    #[error(
+        "name {common_name} is only a subject CN, and a CA of its path is name-constrained; a certificate from a constrained CA must carry its names as subject alternative names"
+    )]
+    NameConstrained { common_name: String },
     /// A CRL lists it (or an issuer).
     #[error("certificate revoked")]
     Revoked,
@@ -92,6 +98,7 @@ impl PeerFailure {
             Self::Dates(_) => "expired",
             Self::KeyUsage(_) => "key-usage",
             Self::NameMismatch { .. } => "name-mismatch",
+            Self::NameConstrained { .. } => "name-constrained",
             Self::Revoked => "revoked",
             Self::RevocationUnavailable(_) => "revocation-unavailable",
             Self::RevocationUnsupported(_) => "revocation-unsupported",
@@ -111,6 +118,7 @@ pub async fn check(
     let (_, parsed) =
         X509Certificate::from_der(leaf).map_err(|e| PeerFailure::Untrusted(format!("unreadable certificate: {e}")))?;
     let names = name_match::certificate_names(&parsed);
+    let common_name_only = !name_match::has_subject_alternative_names(&parsed);
     let peer = TrustedPeer {
         sha256: hex(ring::digest::digest(&ring::digest::SHA256, leaf).as_ref()),
         subject: parsed.subject().to_string(),
@@ -121,13 +129,27 @@ pub async fn check(
     let anchors = anchors(&root_ders, trust.platform_roots);
     let end_entity = EndEntityCert::try_from(&ders[0]).map_err(|e| PeerFailure::Untrusted(format!("{e:?}")))?;
     // Chain, dates and key usage first: a stranger costs no CRL fetch.
-    let usage = verify_usage(&end_entity, &anchors, &ders[1..], role, None)?;
+    let path = verify_usage(&end_entity, &anchors, &ders[1..], role, None)?;
     if !name_match::matches_domain(&names, domain) {
         let shown = if names.is_empty() { "(no DNS name)".to_owned() } else { names.join(", ") };
         return Err(PeerFailure::NameMismatch { domain: domain.to_owned(), names: shown });
     }
-    verify_revocation(&end_entity, &anchors, &ders, usage, crls).await?;
+    if common_name_only && path.name_constrained {
+        return Err(PeerFailure::NameConstrained { common_name: names.join(", ") });
+    }
+    verify_revocation(&end_entity, &anchors, path, crls).await?;
     Ok(peer)
+}
+
+/// What the first path-building run found: the role that passed (a client may
+/// pass as a server), the path for revocation, and whether a CA on it carries
+/// name constraints.
+struct ValidatedPath {
+    role: PeerRole,
+    revocation: RevocationPath,
+    /// The certificates between leaf and anchor, as validated (DER).
+    intermediates: Vec<CertificateDer<'static>>,
+    name_constrained: bool,
 }
 
 /// Only the revocation part of [`check`], for one of our own certificates
@@ -138,7 +160,35 @@ pub async fn revocation_only(chain: &[Vec<u8>], trust: &TrustSettings<'_>, crls:
     let root_ders = certificate_ders(trust.organization_roots);
     let anchors = anchors(&root_ders, trust.platform_roots);
     let end_entity = EndEntityCert::try_from(first).map_err(|e| PeerFailure::Untrusted(format!("{e:?}")))?;
-    verify_revocation(&end_entity, &anchors, &ders, PeerRole::Server, crls).await
+    let path = verify_usage(&end_entity, &anchors, ders.get(1..).unwrap_or_default(), PeerRole::Server, None)?;
+    verify_revocation(&end_entity, &anchors, path, crls).await
+}
+
+/// `dsctl cert verify`'s revocation lines for one of our chains: one per
+/// certificate of the path that validates, or why none does.
+pub async fn describe_revocation(chain: &[Vec<u8>], trust: &TrustSettings<'_>, crls: &CrlCache) -> Vec<String> {
+    let ders = certificate_ders(chain);
+    let Some(first) = ders.first() else { return vec!["revocation: no certificate".to_owned()] };
+    let root_ders = certificate_ders(trust.organization_roots);
+    let anchors = anchors(&root_ders, trust.platform_roots);
+    let path = EndEntityCert::try_from(first)
+        .map_err(|e| PeerFailure::Untrusted(format!("{e:?}")))
+        .and_then(|end_entity| verify_usage(&end_entity, &anchors, &ders[1..], PeerRole::Server, None));
+    match path {
+        Ok(path) => crls.describe(&path.revocation).await,
+        Err(_) if ders.len() == 1 && is_self_issued(first) => {
+            vec![format!("revocation: {}: self-signed root, no CRL to check", subject_of(first))]
+        }
+        Err(failure) => vec![format!("revocation: not checked: {failure}")],
+    }
+}
+
+fn is_self_issued(der: &CertificateDer<'_>) -> bool {
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+}
+
+fn subject_of(der: &CertificateDer<'_>) -> String {
+    X509Certificate::from_der(der).map_or_else(|_| "(unreadable)".to_owned(), |(_, c)| c.subject().to_string())
 }
 
 /// Trust anchors: the organization's roots (DER), then the platform's if wanted.
@@ -155,15 +205,16 @@ fn certificate_ders(certificates: &[Vec<u8>]) -> Vec<CertificateDer<'_>> {
     certificates.iter().map(|c| CertificateDer::from(c.as_slice())).collect()
 }
 
-/// The chain again, now with the CRLs of every certificate in it (fetched or cached).
+/// The validated path again, now with the CRLs of every certificate on it (fetched
+/// or cached, each signed by that certificate's issuer). Only certificates of the
+/// path are consulted: whatever else the peer sent is never fetched from.
 async fn verify_revocation(
     end_entity: &EndEntityCert<'_>,
     anchors: &[TrustAnchor<'_>],
-    ders: &[CertificateDer<'_>],
-    role: PeerRole,
+    path: ValidatedPath,
     crls: &CrlCache,
 ) -> Result<(), PeerFailure> {
-    let lists = match crls.crls_for(ders).await {
+    let lists = match crls.crls_for(&path.revocation).await {
         Ok(lists) => lists,
         Err(RevocationError::Unavailable { url, reason }) => {
             return Err(PeerFailure::RevocationUnavailable(format!("{url}: {reason}")));
@@ -180,32 +231,56 @@ async fn verify_revocation(
         .with_status_policy(UnknownStatusPolicy::Deny)
         .with_expiration_policy(ExpirationPolicy::Enforce)
         .build();
-    verify_usage(end_entity, anchors, ders.get(1..).unwrap_or_default(), role, Some(options)).map(|_| ())
+    verify_usage(end_entity, anchors, &path.intermediates, path.role, Some(options)).map(|_| ())
 }
 
-/// One path-building run; returns the role that passed (a client may pass as a server).
+/// One path-building run; returns the role that passed (a client may pass as a
+/// server) with the path it found.
 fn verify_usage(
     end_entity: &EndEntityCert<'_>,
     anchors: &[TrustAnchor<'_>],
     intermediates: &[CertificateDer<'_>],
     role: PeerRole,
     revocation: Option<webpki::RevocationOptions<'_>>,
-) -> Result<PeerRole, PeerFailure> {
+) -> Result<ValidatedPath, PeerFailure> {
     let now = UnixTime::now();
     let algorithms = webpki::ALL_VERIFICATION_ALGS;
-    let run = |usage: KeyUsage| {
-        end_entity.verify_for_usage(algorithms, anchors, intermediates, now, usage, revocation, None).map(|_| ())
+    let run = |usage: KeyUsage, role: PeerRole| {
+        end_entity
+            .verify_for_usage(algorithms, anchors, intermediates, now, usage, revocation, None)
+            .map_err(failure)
+            .and_then(|path| validated(&path, role))
     };
-    let result = match role {
-        PeerRole::Server => run(KeyUsage::server_auth()),
-        PeerRole::Client { accept_server_auth } => match run(KeyUsage::client_auth()) {
-            Err(error) if accept_server_auth && is_eku_error(&error) => {
-                return run(KeyUsage::server_auth()).map(|()| PeerRole::Server).map_err(failure);
+    match role {
+        PeerRole::Server => run(KeyUsage::server_auth(), role),
+        PeerRole::Client { accept_server_auth } => {
+            match end_entity.verify_for_usage(
+                algorithms,
+                anchors,
+                intermediates,
+                now,
+                KeyUsage::client_auth(),
+                revocation,
+                None,
+            ) {
+                Ok(path) => validated(&path, role),
+                Err(error) if accept_server_auth && is_eku_error(&error) => {
+                    run(KeyUsage::server_auth(), PeerRole::Server)
+                }
+                Err(error) => Err(failure(error)),
             }
-            other => other,
-        },
-    };
-    result.map(|()| role).map_err(failure)
+        }
+    }
+}
+
+/// Keeps what later checks need from webpki's path.
+fn validated(path: &VerifiedPath<'_>, role: PeerRole) -> Result<ValidatedPath, PeerFailure> {
+    let revocation = RevocationPath::from_verified(path).map_err(|e| PeerFailure::Untrusted(e.to_string()))?;
+    let intermediates: Vec<CertificateDer<'static>> =
+        path.intermediate_certificates().map(|cert| cert.der().into_owned()).collect();
+    let name_constrained = path.anchor().name_constraints.is_some()
+        || intermediates.iter().any(|der| name_match::has_name_constraints(der));
+    Ok(ValidatedPath { role, revocation, intermediates, name_constrained })
 }
 
 #[allow(deprecated)]

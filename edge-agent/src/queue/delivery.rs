@@ -4,6 +4,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    io,
     net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
     time::{Instant, SystemTime},
@@ -11,11 +12,11 @@ use std::{
 
 use domainsec_model::{Domain, ProtocolLoggingLevel, Routing, SendConnector, SmartHostName};
 use tokio::sync::{Semaphore, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{
     Due, Queue,
-    spool::{Envelope, Outcome, Spool},
+    spool::{Envelope, NoRandomness, Outcome, Spool},
 };
 use crate::{
     apply::EdgeConfig,
@@ -23,7 +24,11 @@ use crate::{
         dsn,
         maildir::{Maildir, MaildirError},
     },
-    domain_security::{DomainSecurity, peer::PeerRole},
+    domain_security::{
+        DomainSecurity,
+        peer::PeerRole,
+        policy::{self, OutboundRequirement},
+    },
     protocol_log::{ProtocolLog, SessionLog, new_session_id},
     routing::{
         Route,
@@ -44,6 +49,9 @@ pub struct Report {
     pub outcomes: Vec<(usize, Outcome)>,
     /// The last temporary failure, for `dsctl queue list`.
     pub last_error: Option<String>,
+    /// The body could not be read: once every recipient is final, the message's
+    /// files go to the spool's `corrupt/` instead of being deleted.
+    pub corrupt: bool,
 }
 
 /// The delivery side of the relay.
@@ -91,16 +99,10 @@ impl Delivery {
             return report;
         };
         let envelope = due.envelope.clone();
-        let message = match due.fresh {
-            Some(message) => message,
-            None => match read_body(queue.spool(), &envelope.id).await {
-                Ok(message) => Arc::new(message),
-                Err(error) => {
-                    warn!(%error, "cannot read the queued message");
-                    report.last_error = Some(format!("cannot read the queued message: {error}"));
-                    return report;
-                }
-            },
+        let fqdn = config.fqdn.to_string();
+        let message = match body(queue, &fqdn, &due).await {
+            Ok(message) => message,
+            Err(report) => return report,
         };
         let mut groups: BTreeMap<(String, String), Group<'_>> = BTreeMap::new();
         for &index in &due.pending {
@@ -141,12 +143,7 @@ impl Delivery {
             self.deliver_group(queue, &config, &envelope, &message, group, &mut report).await;
         }
         self.expire(queue, &envelope, &due.pending, &mut report);
-        // Counted after expiry, so recipients that expired count as failed.
-        let delivered = report.outcomes.iter().filter(|(_, o)| *o == Outcome::Delivered).count();
-        let metrics = queue.metrics();
-        metrics.add(&metrics.recipients_delivered, delivered as u64);
-        metrics.add(&metrics.recipients_failed, (report.outcomes.len() - delivered) as u64);
-        self.notify_sender(queue, &config, &envelope, &message, &report).await;
+        settle(queue, &fqdn, &envelope, &message, &mut report).await;
         report
     }
 
@@ -168,70 +165,6 @@ impl Delivery {
                     )),
                 ));
             }
-        }
-    }
-
-    /// Sends a DSN for the recipients that failed in this attempt, unless the
-    /// sender is null (RFC 5321 §6.1: never answer a bounce with a bounce).
-    async fn notify_sender(
-        &self,
-        queue: &Queue,
-        config: &EdgeConfig,
-        envelope: &Envelope,
-        message: &[u8],
-        report: &Report,
-    ) {
-        let Some(sender) = &envelope.sender else { return };
-        let failed: Vec<dsn::FailedRecipient> = report
-            .outcomes
-            .iter()
-            .filter_map(|(index, outcome)| match outcome {
-                Outcome::Failed(text) => Some((index, text)),
-                Outcome::Delivered => None,
-            })
-            .filter_map(|(index, text)| {
-                let recipient = envelope.recipients.get(*index)?;
-                Some(dsn::FailedRecipient {
-                    address: recipient.to_string(),
-                    action: dsn::Action::Failed,
-                    status: enhanced_status(text),
-                    diagnostic: Some(text.clone()),
-                    remote_mta: None,
-                    last_attempt: Some(SystemTime::now()),
-                })
-            })
-            .collect();
-        if failed.is_empty() {
-            return;
-        }
-        let sender_text = sender.to_string();
-        let fqdn = config.fqdn.to_string();
-        let report = dsn::DeliveryReport {
-            reporting_mta: &fqdn,
-            sender: &sender_text,
-            envelope_id: envelope.envelope_id.as_deref(),
-            arrival: envelope.arrival,
-            recipients: &failed,
-            original_message: message,
-            message_id_domain: &fqdn,
-        };
-        let body = dsn::build(&report, SystemTime::now());
-        let notification = Envelope {
-            id: Spool::new_id(),
-            arrival: SystemTime::now(),
-            sender: None,
-            envelope_id: None,
-            recipients: vec![sender.clone()],
-            source: "dsn".to_owned(),
-            client: None,
-        };
-        let id = notification.id.clone();
-        match queue.submit(notification, body).await {
-            Ok(()) => {
-                queue.metrics().add(&queue.metrics().dsns_sent, 1);
-                info!(dsn = %id, recipients = failed.len(), "delivery status notification queued for the sender");
-            }
-            Err(error) => warn!(%error, "cannot queue the delivery status notification"),
         }
     }
 
@@ -294,9 +227,10 @@ impl Delivery {
         let ehlo = connector.fqdn.as_ref().unwrap_or(&config.fqdn).to_string();
         // Outbound Domain Security: the recipient's domain is on the send secure list and the
         // connector (DNS-routed, as the directory enforces) has Domain Security on.
-        let secure = (connector.domain_secure_enabled
-            && Domain::parse(&group.domain).is_ok_and(|d| config.transport.requires_secure_send(&d)))
-        .then(|| group.domain.clone());
+        let (secure, secure_entry) = match policy::outbound_requirement(config, connector, &group.domain) {
+            OutboundRequirement::Required { entry, domain } => (Some(domain.to_string()), Some(entry)),
+            OutboundRequirement::NotRequired => (None, None),
+        };
         let mut last_error = String::from("no next hop answered");
         let mut last_status = "4.4.1";
         for hop in &hops {
@@ -306,9 +240,11 @@ impl Delivery {
                     Ok(session) => session,
                     Err(error) => {
                         debug!(%address, %error, "next hop failed");
-                        if let (Some(domain), AttemptError::DomainSecurity { kind, reason, .. }) = (&secure, &error) {
-                            warn!(%address, %domain, %reason, "Domain Security session failed");
-                            self.security.counters.outbound_failure(domain, kind);
+                        if let (Some(entry), AttemptError::DomainSecurity { kind, reason, .. }) =
+                            (&secure_entry, &error)
+                        {
+                            warn!(%address, domain = %group.domain, %reason, "Domain Security session failed");
+                            self.security.counters.outbound_failure(entry, kind);
                         }
                         last_status = error.status();
                         last_error = format!("{} [{address}]: {error}", hop.host);
@@ -333,8 +269,8 @@ impl Delivery {
                                 }
                             }
                         }
-                        if let (Some(domain), true) = (&secure, delivered) {
-                            self.security.counters.sent(domain);
+                        if let (Some(entry), true) = (&secure_entry, delivered) {
+                            self.security.counters.sent(entry);
                         }
                         drop(permit);
                         return;
@@ -489,6 +425,137 @@ enum LocalError {
     Temporary(String),
 }
 
+/// Why a DSN could not be queued.
+#[derive(Debug, thiserror::Error)]
+enum DsnError {
+    /// No queue id could be made for it.
+    #[error(transparent)]
+    NoId(#[from] NoRandomness),
+    /// The spool did not take it.
+    #[error("the spool did not take it: {0}")]
+    Spool(#[from] io::Error),
+}
+
+/// The message body: kept in memory since it arrived, or read back from the spool.
+///
+/// A body that cannot be read is what a mail operator would call a corrupt queue
+/// file (Postfix moves those to its `corrupt` queue). Retrying it for the whole
+/// expiry time helps nobody when it is gone (`NotFound`) or garbled
+/// (`InvalidData`, `UnexpectedEof`): those fail every pending recipient at once.
+/// Any other I/O error may pass (permissions, a full or remounted disk), so it is
+/// retried with the usual backoff, for at most [`UNREADABLE_ATTEMPTS`] attempts
+/// and never past the message's expiry. When it fails for good, the sender gets
+/// a DSN saying the body was unreadable, and only once that DSN is queued do
+/// the message's files move to the spool's `corrupt/` (not deleted: the operator
+/// may still recover them), counted in `queue.messages_corrupt`.
+async fn body(queue: &Queue, fqdn: &str, due: &Due) -> Result<Arc<Vec<u8>>, Report> {
+    if let Some(message) = &due.fresh {
+        return Ok(message.clone());
+    }
+    let error = match read_body(queue.spool(), &due.envelope.id).await {
+        Ok(message) => return Ok(Arc::new(message)),
+        Err(error) => error,
+    };
+    let id = &due.envelope.id;
+    let attempts = due.attempts + 1;
+    let age = SystemTime::now().duration_since(due.envelope.arrival).unwrap_or_default();
+    let gone_or_garbled =
+        matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
+    if !gone_or_garbled && attempts < UNREADABLE_ATTEMPTS && age < queue.settings().message_expiry {
+        warn!(%error, attempts, "cannot read the queued message; trying again later");
+        let last_error = format!("451 4.3.0 Cannot read the queued message: {error}");
+        return Err(Report { last_error: Some(last_error), ..Report::default() });
+    }
+    error!(queue_id = %id, %error, attempts, "message body unreadable; moving it to corrupt/ and telling the sender");
+    let text =
+        format!("550 5.3.0 Message body unreadable in the queue of {fqdn}; moved to corrupt/ as {id}, not delivered");
+    let outcomes = due.pending.iter().map(|&index| (index, Outcome::Failed(text.clone()))).collect();
+    let mut report = Report { outcomes, last_error: Some(text), corrupt: true };
+    settle(queue, fqdn, &due.envelope, &[], &mut report).await;
+    Err(report)
+}
+
+/// Makes this attempt's failures final only once the sender's DSN is safely
+/// queued, then counts the outcomes. When the DSN cannot be queued the failures
+/// are taken out of the report: those recipients stay pending and the next
+/// attempt fails them again and retries the DSN (a sender may get a report
+/// twice, after a crash; never none). Deliveries are final either way.
+async fn settle(queue: &Queue, fqdn: &str, envelope: &Envelope, message: &[u8], report: &mut Report) {
+    if let Err(error) = notify_sender(queue, fqdn, envelope, message, report).await {
+        error!(
+            queue_id = %envelope.id,
+            %error,
+            "cannot queue the delivery status notification; the failed recipients stay queued and are retried"
+        );
+        report.outcomes.retain(|(_, outcome)| *outcome == Outcome::Delivered);
+        report.last_error = Some(format!("451 4.3.0 Cannot queue the delivery status notification: {error}"));
+    }
+    // Counted after expiry, so recipients that expired count as failed.
+    let delivered = report.outcomes.iter().filter(|(_, o)| *o == Outcome::Delivered).count();
+    let metrics = queue.metrics();
+    metrics.add(&metrics.recipients_delivered, delivered as u64);
+    metrics.add(&metrics.recipients_failed, (report.outcomes.len() - delivered) as u64);
+}
+
+/// Queues a DSN for the recipients that failed in this attempt, unless the
+/// sender is null (RFC 5321 §6.1: never answer a bounce with a bounce).
+async fn notify_sender(
+    queue: &Queue,
+    fqdn: &str,
+    envelope: &Envelope,
+    message: &[u8],
+    report: &Report,
+) -> Result<(), DsnError> {
+    let Some(sender) = &envelope.sender else { return Ok(()) };
+    let failed: Vec<dsn::FailedRecipient> = report
+        .outcomes
+        .iter()
+        .filter_map(|(index, outcome)| match outcome {
+            Outcome::Failed(text) => Some((index, text)),
+            Outcome::Delivered => None,
+        })
+        .filter_map(|(index, text)| {
+            let recipient = envelope.recipients.get(*index)?;
+            Some(dsn::FailedRecipient {
+                address: recipient.to_string(),
+                action: dsn::Action::Failed,
+                status: enhanced_status(text),
+                diagnostic: Some(text.clone()),
+                remote_mta: None,
+                last_attempt: Some(SystemTime::now()),
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let sender_text = sender.to_string();
+    let report = dsn::DeliveryReport {
+        reporting_mta: fqdn,
+        sender: &sender_text,
+        envelope_id: envelope.envelope_id.as_deref(),
+        arrival: envelope.arrival,
+        recipients: &failed,
+        original_message: message,
+        message_id_domain: fqdn,
+    };
+    let body = dsn::build(&report, SystemTime::now());
+    let notification = Envelope {
+        id: Spool::new_id()?,
+        arrival: SystemTime::now(),
+        sender: None,
+        envelope_id: None,
+        recipients: vec![sender.clone()],
+        source: "dsn".to_owned(),
+        client: None,
+    };
+    let id = notification.id.clone();
+    queue.submit(notification, body).await?;
+    queue.metrics().add(&queue.metrics().dsns_sent, 1);
+    info!(dsn = %id, recipients = failed.len(), "delivery status notification queued for the sender");
+    Ok(())
+}
+
 async fn read_body(spool: &Spool, id: &str) -> std::io::Result<Vec<u8>> {
     let (spool, id) = (spool.clone(), id.to_owned());
     tokio::task::spawn_blocking(move || spool.read_message(&id)).await.map_err(std::io::Error::other)?
@@ -521,5 +588,231 @@ fn unspecified(remote: SocketAddr) -> SocketAddr {
     match remote {
         SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
         SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}
+
+/// Attempts after which a body that cannot be read for a reason that may pass
+/// (anything but "gone" or "garbled") is given up on.
+const UNREADABLE_ATTEMPTS: u32 = 5;
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, path::Path, sync::atomic::Ordering, time::Duration};
+
+    use super::*;
+    use crate::{config::QueueSettings, metrics::RelayMetrics};
+
+    const FQDN: &str = "mail1.contoso.com";
+    const BODY: &[u8] = b"Subject: hi\r\n\r\nbody\r\n";
+    const SENDER: &str = "kim@woodgrovebank.com";
+
+    #[tokio::test]
+    async fn a_failure_stays_queued_until_its_dsn_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = open_queue(dir.path(), settings());
+        let id = submit(&queue, Some(SENDER)).await;
+        break_spool(dir.path());
+
+        let attempt = due(&queue, &id);
+        let mut report = report_of([(0, Outcome::Delivered), (1, Outcome::Failed("550 5.1.1 User unknown".into()))]);
+        settle(&queue, FQDN, &attempt.envelope, BODY, &mut report).await;
+        queue.finish(&id, report).await;
+
+        assert_eq!(queue.len(), 1, "no DSN, and the original stays queued");
+        assert_eq!(queue.list()[0].pending, ["ann@contoso.com"]);
+        let state = fs::read_to_string(dir.path().join("state").join(&id)).unwrap();
+        assert_eq!(state, "delivered 0\n", "the failure is not recorded as final");
+        assert_eq!(counter(&queue, |m| &m.dsns_sent), 0);
+        assert_eq!(counter(&queue, |m| &m.recipients_failed), 0, "not failed yet");
+        assert_eq!(counter(&queue, |m| &m.recipients_delivered), 1);
+
+        // The next attempt fails the recipient again, and now its DSN is queued first.
+        repair_spool(dir.path());
+        let attempt = due(&queue, &id);
+        assert_eq!(attempt.pending, [1]);
+        let mut report = report_of([(1, Outcome::Failed("550 5.1.1 User unknown".into()))]);
+        settle(&queue, FQDN, &attempt.envelope, BODY, &mut report).await;
+        queue.finish(&id, report).await;
+
+        let queued = queue.list();
+        assert_eq!(queued.len(), 1, "only the DSN is left");
+        assert_eq!((queued[0].sender.as_str(), queued[0].pending.as_slice()), ("", [SENDER.to_owned()].as_slice()));
+        assert!(!dir.path().join("msg").join(&id).exists(), "the original is finished");
+        assert_eq!(counter(&queue, |m| &m.dsns_sent), 1);
+        assert_eq!(counter(&queue, |m| &m.recipients_failed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_for_the_null_sender_is_final_at_once_even_when_the_spool_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = open_queue(dir.path(), settings());
+        let id = submit(&queue, None).await;
+        break_spool(dir.path());
+
+        let attempt = due(&queue, &id);
+        let failed = Outcome::Failed("550 5.1.1 User unknown".into());
+        let mut report = report_of([(0, failed.clone()), (1, failed)]);
+        settle(&queue, FQDN, &attempt.envelope, BODY, &mut report).await;
+        queue.finish(&id, report).await;
+
+        assert!(queue.is_empty(), "no DSN is owed, so nothing waits for one");
+        assert_eq!(counter(&queue, |m| &m.recipients_failed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_garbled_body_moves_to_corrupt_and_its_sender_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, id) = recovered_queue(dir.path(), settings());
+        // Valid at start-up, garbled since (no envelope terminator any more).
+        fs::write(dir.path().join("msg").join(&id), b"garbage").unwrap();
+
+        let attempt = due(&queue, &id);
+        let report = body(&queue, FQDN, &attempt).await.expect_err("the body cannot be read");
+        queue.finish(&id, report).await;
+
+        assert_eq!(fs::read(dir.path().join("corrupt").join(&id)).unwrap(), b"garbage", "kept for the operator");
+        assert!(!dir.path().join("msg").join(&id).exists());
+        assert_sender_told(&queue, &id);
+        assert_eq!(counter(&queue, |m| &m.messages_corrupt), 1);
+        assert_eq!(counter(&queue, |m| &m.recipients_failed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_vanished_body_leaves_the_queue_on_the_first_attempt_with_a_dsn() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, id) = recovered_queue(dir.path(), settings());
+        fs::remove_file(dir.path().join("msg").join(&id)).unwrap();
+
+        let attempt = due(&queue, &id);
+        let report = body(&queue, FQDN, &attempt).await.expect_err("the body is gone");
+        queue.finish(&id, report).await;
+
+        assert_sender_told(&queue, &id);
+        assert_eq!(counter(&queue, |m| &m.messages_corrupt), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_unreadable_for_a_reason_that_may_pass_is_retried_then_moved_to_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, id) = recovered_queue(dir.path(), settings());
+        // A directory where the file was: reading fails, but not as "gone" or "garbled".
+        let path = dir.path().join("msg").join(&id);
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+
+        for attempt in 1..UNREADABLE_ATTEMPTS {
+            let due = due(&queue, &id);
+            let report = body(&queue, FQDN, &due).await.expect_err("the body cannot be read");
+            assert!(report.outcomes.is_empty(), "attempt {attempt}: retried, not failed");
+            assert!(report.last_error.as_deref().is_some_and(|e| e.starts_with("451 4.3.0")), "{report:?}");
+            queue.finish(&id, report).await;
+            assert_eq!(queue.list()[0].pending.len(), 2);
+        }
+        let due = due(&queue, &id);
+        let report = body(&queue, FQDN, &due).await.expect_err("the body cannot be read");
+        queue.finish(&id, report).await;
+
+        assert!(dir.path().join("corrupt").join(&id).exists());
+        assert_sender_told(&queue, &id);
+    }
+
+    #[tokio::test]
+    async fn an_expired_message_with_an_unreadable_body_is_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, id) = recovered_queue(dir.path(), QueueSettings { message_expiry: Duration::ZERO, ..settings() });
+        let path = dir.path().join("msg").join(&id);
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+
+        let due = due(&queue, &id);
+        let report = body(&queue, FQDN, &due).await.expect_err("the body cannot be read");
+        queue.finish(&id, report).await;
+
+        assert_sender_told(&queue, &id);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_body_whose_dsn_cannot_be_queued_stays_in_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, id) = recovered_queue(dir.path(), settings());
+        fs::write(dir.path().join("msg").join(&id), b"garbage").unwrap();
+        break_spool(dir.path());
+
+        let due = due(&queue, &id);
+        let report = body(&queue, FQDN, &due).await.expect_err("the body cannot be read");
+        queue.finish(&id, report).await;
+
+        assert_eq!(queue.list()[0].id, id, "kept until its sender can be told");
+        assert!(dir.path().join("msg").join(&id).exists());
+        assert_eq!(counter(&queue, |m| &m.messages_corrupt), 0);
+    }
+
+    /// The queue holds only the DSN for `id`'s sender, saying the body was unreadable.
+    fn assert_sender_told(queue: &Queue, id: &str) {
+        let queued = queue.list();
+        assert_eq!(queued.len(), 1, "only the DSN is queued: {queued:?}");
+        assert_eq!((queued[0].sender.as_str(), queued[0].pending.as_slice()), ("", [SENDER.to_owned()].as_slice()));
+        let dsn = String::from_utf8(queue.spool().read_message(&queued[0].id).unwrap()).unwrap();
+        assert!(dsn.contains("unreadable") && dsn.contains(id), "{dsn}");
+        assert_eq!(counter(queue, |m| &m.dsns_sent), 1);
+    }
+
+    fn settings() -> QueueSettings {
+        QueueSettings { retry_initial: Duration::ZERO, ..QueueSettings::default() }
+    }
+
+    fn open_queue(root: &Path, settings: QueueSettings) -> Queue {
+        Queue::open(root, settings, Arc::new(RelayMetrics::default())).unwrap()
+    }
+
+    fn envelope(sender: Option<&str>) -> Envelope {
+        Envelope {
+            id: Spool::new_id().unwrap(),
+            arrival: SystemTime::now(),
+            sender: sender.map(|s| Mailbox::parse(s).unwrap()),
+            envelope_id: None,
+            recipients: vec![Mailbox::parse("ted@contoso.com").unwrap(), Mailbox::parse("ann@contoso.com").unwrap()],
+            source: "mail1\\Inet".into(),
+            client: None,
+        }
+    }
+
+    async fn submit(queue: &Queue, sender: Option<&str>) -> String {
+        let envelope = envelope(sender);
+        let id = envelope.id.clone();
+        queue.submit(envelope, BODY.to_vec()).await.unwrap();
+        id
+    }
+
+    /// A queue that found one message in the spool at start-up (its body is on disk only).
+    fn recovered_queue(root: &Path, settings: QueueSettings) -> (Queue, String) {
+        let envelope = envelope(Some(SENDER));
+        Spool::open(root).unwrap().store(&envelope, BODY).unwrap();
+        (open_queue(root, settings), envelope.id)
+    }
+
+    /// The spool stops taking new files: `tmp/` becomes a plain file.
+    fn break_spool(root: &Path) {
+        fs::remove_dir_all(root.join("tmp")).unwrap();
+        fs::write(root.join("tmp"), b"").unwrap();
+    }
+
+    fn repair_spool(root: &Path) {
+        fs::remove_file(root.join("tmp")).unwrap();
+        fs::create_dir(root.join("tmp")).unwrap();
+    }
+
+    /// Picks `id` for an attempt, as the scheduler does.
+    fn due(queue: &Queue, id: &str) -> Due {
+        let (due, _) = queue.take_due(usize::MAX);
+        due.into_iter().find(|d| d.envelope.id == id).expect("the message is due")
+    }
+
+    fn report_of<const N: usize>(outcomes: [(usize, Outcome); N]) -> Report {
+        Report { outcomes: outcomes.into(), ..Report::default() }
+    }
+
+    fn counter(queue: &Queue, which: impl Fn(&RelayMetrics) -> &std::sync::atomic::AtomicU64) -> u64 {
+        which(queue.metrics()).load(Ordering::Relaxed)
     }
 }

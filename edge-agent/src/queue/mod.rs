@@ -14,7 +14,7 @@ use std::{
 
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, info_span, warn};
+use tracing::{Instrument as _, error, info_span, warn};
 
 use self::spool::{Envelope, Outcome, Spool};
 use crate::{config::QueueSettings, metrics::RelayMetrics};
@@ -319,8 +319,10 @@ impl Queue {
     }
 
     /// Takes a delivery's outcomes: records them durably, removes a finished
-    /// message, or schedules the next attempt.
+    /// message (or moves it to `corrupt/` when its body could not be read), or
+    /// schedules the next attempt.
     async fn finish(&self, id: &str, report: delivery::Report) {
+        let corrupt = report.corrupt;
         let (finished, newly_final) = {
             let mut state = self.lock();
             let Some(entry) = state.messages.get_mut(id) else { return };
@@ -349,8 +351,21 @@ impl Queue {
         };
         let spool = self.inner.spool.clone();
         let id_owned = id.to_owned();
+        let metrics = self.inner.metrics.clone();
         let result = tokio::task::spawn_blocking(move || {
-            if finished {
+            if finished && corrupt {
+                match spool.quarantine(&id_owned) {
+                    Ok(()) => {
+                        metrics.add(&metrics.messages_corrupt, 1);
+                        Ok(())
+                    }
+                    Err(error) => {
+                        // Recorded instead, so a restart does not tell the sender twice.
+                        error!(queue_id = %id_owned, %error, "cannot move the unreadable message to corrupt/");
+                        spool.record(&id_owned, &newly_final)
+                    }
+                }
+            } else if finished {
                 // If the file cannot go, its outcomes are recorded, so a restart does
                 // not deliver it again.
                 spool.remove(&id_owned).or_else(|_| spool.record(&id_owned, &newly_final))

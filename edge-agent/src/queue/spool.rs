@@ -75,14 +75,12 @@ impl Spool {
         Ok(Self { root })
     }
 
-    /// A new queue id.
-    pub fn new_id() -> String {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-        let mut random = [0u8; 2];
-        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xFFFF;
-        format!("{millis:011X}{count:04X}{:04X}", u16::from_be_bytes(random))
+    /// A new queue id: the time in milliseconds, a counter and 16 random bits
+    /// (the counter restarts with the process; the random bits keep ids apart
+    /// across a restart). Without randomness there is no id, and the caller
+    /// spools nothing (an SMTP client gets `451 4.3.0`).
+    pub fn new_id() -> Result<String, NoRandomness> {
+        id_from(|bytes| ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), bytes))
     }
 
     /// Stores a message durably: when this returns `Ok`, a crash cannot lose it.
@@ -153,6 +151,22 @@ impl Spool {
         File::open(self.root.join("state"))?.sync_all()
     }
 
+    /// Moves a message's files to `corrupt/` for an operator to look at: the
+    /// message file as `corrupt/ID`, then its state file as `corrupt/ID.state`
+    /// (message first: an orphaned state file is harmless). Files already gone
+    /// are skipped. The directories are fsynced, so after a crash the message is
+    /// neither back in the queue nor lost.
+    pub fn quarantine(&self, id: &str) -> io::Result<()> {
+        let corrupt = self.root.join("corrupt");
+        fs::create_dir_all(&corrupt)?;
+        move_if_present(&self.message_path(id), &corrupt.join(id))?;
+        move_if_present(&self.root.join("state").join(id), &corrupt.join(format!("{id}.state")))?;
+        for dir in [corrupt, self.root.join("msg"), self.root.join("state"), self.root.clone()] {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
     /// Removes a finished message (message first: an orphaned state file is harmless).
     pub fn remove(&self, id: &str) -> io::Result<()> {
         fs::remove_file(self.message_path(id))?;
@@ -185,6 +199,28 @@ impl Spool {
             }
         }
         Ok(Recovered { envelope, outcomes, size: (bytes.len() - body) as u64 })
+    }
+}
+
+/// The system's random number generator failed, so no queue id was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the system random number generator failed; no queue id was made")]
+pub struct NoRandomness;
+
+/// A queue id whose random part comes from `fill`; none when `fill` fails.
+fn id_from(fill: impl FnOnce(&mut [u8]) -> Result<(), ring::error::Unspecified>) -> Result<String, NoRandomness> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let mut random = [0u8; 2];
+    fill(&mut random).map_err(|_| NoRandomness)?;
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xFFFF;
+    Ok(format!("{millis:011X}{count:04X}{:04X}", u16::from_be_bytes(random)))
+}
+
+fn move_if_present(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        result => result,
     }
 }
 
@@ -273,7 +309,7 @@ mod tests {
     fn a_stored_message_is_recovered_with_its_outcomes() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        let id = Spool::new_id();
+        let id = Spool::new_id().unwrap();
         spool.store(&envelope(&id), b"Subject: hi\r\n\r\nbody\r\n\r\n.text\r\n").unwrap();
         spool.record(&id, &[(1, Outcome::Failed("550 5.1.1 unknown\r\nuser".into()))]).unwrap();
 
@@ -303,7 +339,33 @@ mod tests {
 
     #[test]
     fn ids_are_unique() {
-        let ids: std::collections::HashSet<_> = (0..1000).map(|_| Spool::new_id()).collect();
+        let ids: std::collections::HashSet<_> = (0..1000).map(|_| Spool::new_id().unwrap()).collect();
         assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn a_failed_random_fill_makes_no_queue_id() {
+        assert_eq!(id_from(|_| Err(ring::error::Unspecified)), Err(NoRandomness));
+    }
+
+    #[test]
+    fn a_quarantined_message_leaves_the_queue_for_corrupt_with_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let id = Spool::new_id().unwrap();
+        spool.store(&envelope(&id), b"Subject: hi\r\n\r\nbody\r\n").unwrap();
+        spool.record(&id, &[(0, Outcome::Delivered)]).unwrap();
+
+        spool.quarantine(&id).unwrap();
+        assert!(dir.path().join("corrupt").join(&id).exists());
+        assert_eq!(
+            fs::read_to_string(dir.path().join("corrupt").join(format!("{id}.state"))).unwrap(),
+            "delivered 0\n"
+        );
+        assert!(!dir.path().join("msg").join(&id).exists());
+        assert!(!dir.path().join("state").join(&id).exists());
+        assert!(Spool::open(dir.path()).unwrap().recover().unwrap().is_empty(), "it does not come back");
+        // A message whose files are already gone is quarantined as far as it can be.
+        spool.quarantine("GONE").unwrap();
     }
 }

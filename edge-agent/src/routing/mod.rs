@@ -86,6 +86,7 @@ mod tests {
             send_connectors: connectors,
             receive_connectors: vec![],
             trusted_roots: vec![],
+            organization_domains: vec![],
         }
     }
 

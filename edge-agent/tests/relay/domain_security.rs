@@ -178,7 +178,11 @@ async fn a_crl_outage_is_transient_both_ways() {
     let mut client = client.start_tls_with(Some((leaf.der.clone(), leaf.key_der.clone()))).await;
     client.command("EHLO mail.woodgrovebank.com", 250).await;
     let reply = client.command(&format!("MAIL FROM:<{KIM}>"), 451).await;
-    assert!(reply.starts_with("451 4.7.5") && reply.contains("revocation check failed"), "{reply}");
+    assert!(reply.starts_with("451 4.7.5") && reply.contains("revocation status cannot be checked now"), "{reply}");
+    // The fetch error (URL, address, "connection closed") stays in our logs.
+    for internal in ["http://", "127.0.0.1", "connection", ".crl"] {
+        assert!(!reply.contains(internal), "the reply leaks {internal:?}: {reply}");
+    }
 
     // The CRL is back: the queued message goes on the next try.
     partners.pki.crl_down.store(false, Ordering::SeqCst);
@@ -216,7 +220,8 @@ async fn contoso_inbound(settings: impl FnOnce(&mut EdgeSettings)) -> (TestPki, 
 async fn mail_from_partner(contoso: &TestRelay, certificate: Option<&Leaf>) -> String {
     let mut client = Client::connect(contoso.address("Inet")).await;
     client.command("EHLO mail.woodgrovebank.com", 250).await;
-    let mut client = client.start_tls_with(certificate.map(|l| (l.der.clone(), l.key_der.clone()))).await;
+    let chain = certificate.map(|l| ([vec![l.der.clone()], l.chain.clone()].concat(), l.key_der.clone()));
+    let mut client = client.start_tls_with_chain(chain).await;
     client.command("EHLO mail.woodgrovebank.com", 250).await;
     client.send(&format!("MAIL FROM:<{KIM}>")).await;
     client.reply().await
@@ -393,6 +398,40 @@ async fn intermediates_sent_by_the_partner_complete_the_chain() {
     submit(&partners.contoso, TED, KIM, "via an issuing CA").await;
     partners.woodgrove.wait_for_mail(KIM, 1).await;
     assert_eq!(counts(&partners.contoso).messages_sent, 1);
+}
+
+#[tokio::test]
+async fn only_the_validated_path_is_asked_for_crls_not_extra_certificates_the_peer_sends() {
+    let (pki, contoso) = contoso_inbound(|_| {}).await;
+    let stranger = TestPki::new("Stranger").await;
+    let stray = stranger.intermediate("Stray CA");
+    let leaf = pki.issue(LeafSpec::new(&["mail.woodgrovebank.com"])).with_chain(stray.der);
+    let fetched_before = stranger.crl_fetches.load(Ordering::SeqCst);
+
+    assert!(mail_from_partner(&contoso, Some(&leaf)).await.starts_with("250 2.1.0"));
+
+    assert_eq!(stranger.crl_fetches.load(Ordering::SeqCst), fetched_before, "a stray certificate's CRL was fetched");
+    assert!(pki.crl_fetches.load(Ordering::SeqCst) > 0, "the path's own CRL was checked");
+}
+
+#[tokio::test]
+async fn a_common_name_is_not_trusted_under_a_name_constrained_ca() {
+    let (pki, contoso) = contoso_inbound(|_| {}).await;
+    let cn_only = LeafSpec { common_name: "mail.woodgrovebank.com", ..LeafSpec::new(&[]) };
+    // An unconstrained issuing CA: the paper's CN fallback holds.
+    let open = pki.intermediate("Open Issuing CA");
+    let leaf = pki.issue_from(&open, cn_only).with_chain(open.der.clone());
+    let reply = mail_from_partner(&contoso, Some(&leaf)).await;
+    assert!(reply.starts_with("250 2.1.0"), "{reply}");
+
+    // A CA constrained to fabrikam.com: webpki checks SANs against it, not the CN,
+    // so a CN-only certificate for woodgrovebank.com must not pass.
+    let constrained = pki.constrained_intermediate("Fabrikam Issuing CA", "fabrikam.com");
+    let cn_only = LeafSpec { common_name: "mail.woodgrovebank.com", ..LeafSpec::new(&[]) };
+    let leaf = pki.issue_from(&constrained, cn_only).with_chain(constrained.der.clone());
+    let reply = mail_from_partner(&contoso, Some(&leaf)).await;
+    assert!(reply.starts_with("550 5.7.5") && reply.contains("name-constrained"), "{reply}");
+    assert_eq!(counts(&contoso).reasons.get("name-constrained"), Some(&1));
 }
 
 #[tokio::test]

@@ -165,8 +165,22 @@ impl TestPki {
     /// An issuing CA signed by this root (on the root's CRL), publishing its own
     /// (empty) CRL at `/NAME.crl` on the same server.
     pub fn intermediate(&self, name: &str) -> Intermediate {
+        self.intermediate_with(name, None)
+    }
+
+    /// An issuing CA whose name constraints permit only DNS names under `permitted`.
+    pub fn constrained_intermediate(&self, name: &str, permitted: &str) -> Intermediate {
+        let constraints = rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(permitted.to_owned())],
+            excluded_subtrees: vec![],
+        };
+        self.intermediate_with(name, Some(constraints))
+    }
+
+    fn intermediate_with(&self, name: &str, constraints: Option<rcgen::NameConstraints>) -> Intermediate {
         let serial = self.next_serial.fetch_add(1, Ordering::SeqCst);
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.name_constraints = constraints;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];

@@ -92,6 +92,7 @@ pub fn contoso_config() -> EdgeConfig {
         send_connectors: vec![send_connector("Internet", &["*"])],
         receive_connectors: vec![receive_connector("Inet", free_port())],
         trusted_roots: vec![],
+        organization_domains: vec![],
     }
 }
 
@@ -439,8 +440,16 @@ impl Client<TcpStream> {
 
     /// STARTTLS presenting `client` (certificate DER, PKCS#8 key DER) when asked.
     pub async fn start_tls_with(
-        mut self,
+        self,
         client: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
+        self.start_tls_with_chain(client.map(|(certificate, key)| (vec![certificate], key))).await
+    }
+
+    /// STARTTLS presenting a whole chain (leaf first) with the leaf's key.
+    pub async fn start_tls_with_chain(
+        mut self,
+        client: Option<(Vec<Vec<u8>>, Vec<u8>)>,
     ) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
         self.command("STARTTLS", 220).await;
         let config = insecure_client_config(client);
@@ -498,7 +507,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 }
 
-fn insecure_client_config(client: Option<(Vec<u8>, Vec<u8>)>) -> Arc<rustls::ClientConfig> {
+fn insecure_client_config(client: Option<(Vec<Vec<u8>>, Vec<u8>)>) -> Arc<rustls::ClientConfig> {
     #[derive(Debug)]
     struct Any(Arc<rustls::crypto::CryptoProvider>);
     impl rustls::client::danger::ServerCertVerifier for Any {
@@ -539,8 +548,11 @@ fn insecure_client_config(client: Option<(Vec<u8>, Vec<u8>)>) -> Arc<rustls::Cli
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Any(provider)));
     let config = match client {
-        Some((certificate, key)) => config
-            .with_client_auth_cert(vec![certificate.into()], rustls::pki_types::PrivatePkcs8KeyDer::from(key).into())
+        Some((chain, key)) => config
+            .with_client_auth_cert(
+                chain.into_iter().map(Into::into).collect(),
+                rustls::pki_types::PrivatePkcs8KeyDer::from(key).into(),
+            )
             .unwrap(),
         None => config.with_no_client_auth(),
     };

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::{
-    ProxySettings, RevocationError, RevocationSettings, RevocationStats,
+    CrlIssuer, ProxySettings, RevocationError, RevocationSettings, RevocationStats,
     fetch::{self, CrlUrl, FetchedCrl},
 };
 
@@ -96,13 +96,13 @@ impl Shared {
 
     /// The CRL at `url`: the cached copy before its nextUpdate, else a fetch (or the
     /// outcome of the fetch another caller was running).
-    pub(super) async fn lookup(self: &Arc<Self>, url: &CrlUrl) -> Result<Lookup, RevocationError> {
-        let slot = self.slot(url);
+    pub(super) async fn lookup(self: &Arc<Self>, url: &CrlUrl, issuer: &CrlIssuer) -> Result<Lookup, RevocationError> {
+        let slot = self.slot(url, issuer);
         let seen = {
             let mut state = slot.lock();
             let now = (self.clock)();
             if let Some(hit) = self.fresh(&state, now) {
-                self.refresh_if_due(&slot, &mut state, url, now);
+                self.refresh_if_due(&slot, &mut state, url, issuer, now);
                 return Ok(hit);
             }
             state.attempts
@@ -119,35 +119,43 @@ impl Shared {
                 }
             }
         }
-        let crl = self.fetch_into(&slot, url).await?;
+        let crl = self.fetch_into(&slot, url, issuer).await?;
         Ok(Lookup { crl, source: Source::Fetched })
     }
 
-    /// The slot for `url`, made on first use; unused, empty or expired slots are dropped
-    /// when there are many.
-    fn slot(&self, url: &CrlUrl) -> Arc<Slot> {
+    /// The slot for `url` as signed by `issuer`, made on first use; unused, empty or
+    /// expired slots are dropped when there are many.
+    fn slot(&self, url: &CrlUrl, issuer: &CrlIssuer) -> Arc<Slot> {
+        let key = format!("{} {}", issuer.cache_key(), url.as_str());
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slots.get(url.as_str()) {
+        if let Some(slot) = slots.get(&key) {
             return Arc::clone(slot);
         }
         if slots.len() >= MAX_SLOTS {
             let now = (self.clock)();
             slots.retain(|_, slot| {
-                Arc::strong_count(slot) > 1 || slot.lock().cached.as_ref().is_some_and(|crl| now < crl.next_update)
+                Arc::strong_count(slot) > 1 || slot.lock().cached.as_ref().is_some_and(|crl| now < crl.keep_until)
             });
         }
-        Arc::clone(slots.entry(url.as_str().to_owned()).or_default())
+        Arc::clone(slots.entry(key).or_default())
     }
 
     /// A cache hit, counted, when the slot's CRL is before its nextUpdate.
     fn fresh(&self, state: &SlotState, now: SystemTime) -> Option<Lookup> {
-        let crl = state.cached.as_ref().filter(|crl| now < crl.next_update)?;
+        let crl = state.cached.as_ref().filter(|crl| now < crl.keep_until)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(Lookup { crl: crl.clone(), source: Source::Cached })
     }
 
     /// Starts one background refresh when the CRL is within `refresh_before` of nextUpdate.
-    fn refresh_if_due(self: &Arc<Self>, slot: &Arc<Slot>, state: &mut SlotState, url: &CrlUrl, now: SystemTime) {
+    fn refresh_if_due(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        state: &mut SlotState,
+        url: &CrlUrl,
+        issuer: &CrlIssuer,
+        now: SystemTime,
+    ) {
         if state.refreshing || state.refresh_not_before.is_some_and(|not_before| now < not_before) {
             return;
         }
@@ -158,6 +166,7 @@ impl Shared {
         let shared = Arc::clone(self);
         let slot = Arc::clone(slot);
         let url = url.clone();
+        let issuer = issuer.clone();
         let span = info_span!("crl_refresh", url = %url);
         tokio::spawn(
             async move {
@@ -168,7 +177,7 @@ impl Shared {
                 if !still_due {
                     return;
                 }
-                if let Err(error) = shared.fetch_into(&slot, &url).await {
+                if let Err(error) = shared.fetch_into(&slot, &url, &issuer).await {
                     warn!(%error, "CRL refresh failed; the cached CRL is used until its nextUpdate");
                 }
             }
@@ -177,16 +186,22 @@ impl Shared {
     }
 
     fn refresh_due(&self, crl: &FetchedCrl, now: SystemTime) -> bool {
-        crl.next_update.checked_sub(self.settings.refresh_before).is_none_or(|due| now >= due)
+        crl.keep_until.checked_sub(self.settings.refresh_before).is_none_or(|due| now >= due)
     }
 
-    /// Fetches `url` (the caller holds `slot.fetching`) and records the outcome.
-    async fn fetch_into(&self, slot: &Slot, url: &CrlUrl) -> Result<FetchedCrl, RevocationError> {
+    /// Fetches `url` (the caller holds `slot.fetching`) and records the outcome. A
+    /// CRL that `issuer` did not sign is a failure like an unreachable server: not
+    /// cached, fetched again next time.
+    async fn fetch_into(&self, slot: &Slot, url: &CrlUrl, issuer: &CrlIssuer) -> Result<FetchedCrl, RevocationError> {
         let proxy = self.proxy.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let fetched = fetch::fetch(url, &self.settings, proxy.proxy_for(url.host())).await;
+        let fetched = fetch::fetch(url, &self.settings, proxy.proxy_for(url.host()), issuer).await;
         let now = (self.clock)();
         let result = fetched
             .and_then(|crl| not_expired(crl, now))
+            .map(|mut crl| {
+                crl.keep_until = crl.next_update.min(now + self.settings.max_cache_age);
+                crl
+            })
             .map_err(|reason| RevocationError::Unavailable { url: url.as_str().to_owned(), reason });
         {
             let mut state = slot.lock();

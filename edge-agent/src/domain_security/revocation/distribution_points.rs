@@ -15,7 +15,7 @@ use super::{RevocationError, fetch::CrlUrl};
 pub(super) struct ChainCertificate {
     /// The subject, `CN=…`, for reports.
     pub(super) subject: String,
-    /// The last certificate is self-issued (subject = issuer): a root, with no CRL to check.
+    /// The trust anchor at the end of the path: no CRL to check.
     pub(super) root: bool,
     /// The `http://` distribution points, in the certificate's order (at most a few).
     http: Vec<CrlUrl>,
@@ -23,16 +23,18 @@ pub(super) struct ChainCertificate {
     unsupported: Vec<String>,
 }
 
-/// Reads every certificate of `chain` (leaf first); the last one is marked `root` when it
-/// is self-issued.
-pub(super) fn read_chain(chain: &[CertificateDer<'_>]) -> Result<Vec<ChainCertificate>, RevocationError> {
-    let last = chain.len().saturating_sub(1);
-    chain.iter().enumerate().map(|(index, der)| read(index + 1, der, index == last)).collect()
-}
-
 // === impl ChainCertificate ===
 
 impl ChainCertificate {
+    /// Reads the certificate at `position` of a path (1 for the leaf).
+    pub(super) fn read(position: usize, der: &CertificateDer<'_>) -> Result<Self, RevocationError> {
+        read(position, der)
+    }
+
+    /// The trust anchor at the end of a path, named by its subject.
+    pub(super) fn anchor(subject: &str) -> Self {
+        Self { subject: subject.to_owned(), root: true, http: Vec::new(), unsupported: Vec::new() }
+    }
     /// The URLs to try, or why there are none.
     pub(super) fn http_points(&self) -> Result<&[CrlUrl], RevocationError> {
         if !self.http.is_empty() {
@@ -47,15 +49,13 @@ impl ChainCertificate {
 
 // === helpers ===
 
-fn read(position: usize, der: &CertificateDer<'_>, last: bool) -> Result<ChainCertificate, RevocationError> {
+fn read(position: usize, der: &CertificateDer<'_>) -> Result<ChainCertificate, RevocationError> {
     let (_, certificate) = X509Certificate::from_der(der)
         .map_err(|error| RevocationError::Certificate { position, reason: error.to_string() })?;
     let subject = match certificate.subject().to_string() {
         subject if subject.is_empty() => "(empty subject)".to_owned(),
         subject => subject,
     };
-    // Self-issued is enough: whether it is a trusted root is for chain verification.
-    let root = last && certificate.subject().as_raw() == certificate.issuer().as_raw();
     let mut http = Vec::new();
     let mut unsupported = Vec::new();
     for uri in distribution_point_uris(&certificate) {
@@ -65,7 +65,7 @@ fn read(position: usize, der: &CertificateDer<'_>, last: bool) -> Result<ChainCe
             None => unsupported.push(uri.to_owned()),
         }
     }
-    Ok(ChainCertificate { subject, root, http, unsupported })
+    Ok(ChainCertificate { subject, root: false, http, unsupported })
 }
 
 fn distribution_point_uris<'a>(certificate: &'a X509Certificate<'_>) -> impl Iterator<Item = &'a str> {

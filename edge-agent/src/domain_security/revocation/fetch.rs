@@ -15,7 +15,7 @@ use tokio::{net::TcpStream, task::JoinHandle};
 use tracing::debug;
 use webpki::OwnedCertRevocationList;
 
-use super::{ProxyAddress, RevocationSettings};
+use super::{CrlIssuer, ProxyAddress, RevocationSettings};
 
 /// An `http://` distribution point, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +28,13 @@ pub(super) struct CrlUrl {
     port: u16,
 }
 
-/// A CRL as fetched: ready for rustls-webpki, with its nextUpdate.
+/// A CRL as fetched and verified: ready for rustls-webpki, with its nextUpdate.
 #[derive(Debug, Clone)]
 pub(super) struct FetchedCrl {
     pub(super) crl: OwnedCertRevocationList,
     pub(super) next_update: SystemTime,
+    /// The cache serves it until then: its nextUpdate, or sooner by `max_cache_age`.
+    pub(super) keep_until: SystemTime,
 }
 
 /// Downloads and decodes the CRL at `url`; the error is the reason, for
@@ -41,6 +43,7 @@ pub(super) async fn fetch(
     url: &CrlUrl,
     settings: &RevocationSettings,
     proxy: Option<&ProxyAddress>,
+    issuer: &CrlIssuer,
 ) -> Result<FetchedCrl, String> {
     let download = download(url, settings.max_crl_size, proxy);
     let body = match tokio::time::timeout(settings.fetch_timeout, download).await {
@@ -50,20 +53,23 @@ pub(super) async fn fetch(
             return Err(format!("no answer within {within}{}", Via(proxy)));
         }
     };
-    decode(&body)
+    decode(&body, issuer)
 }
 
-/// Reads a CRL in DER, or PEM (`-----BEGIN X509 CRL-----`).
-pub(super) fn decode(body: &[u8]) -> Result<FetchedCrl, String> {
+/// Reads a CRL in DER, or PEM (`-----BEGIN X509 CRL-----`), and checks that
+/// `issuer` issued and signed it before anything else believes it.
+pub(super) fn decode(body: &[u8], issuer: &CrlIssuer) -> Result<FetchedCrl, String> {
     let der = unwrap_pem(body)?;
     let (_, parsed) = x509_parser::parse_x509_crl(&der).map_err(|error| format!("not a CRL: {error}"))?;
+    issuer.verify(&parsed)?;
     // A CRL without nextUpdate would be cached for an hour, but rustls-webpki refuses
     // such CRLs, so it could never be used: say so instead.
     let next_update =
         parsed.next_update().ok_or("the CRL has no nextUpdate, which rustls-webpki requires".to_owned())?;
     let crl = OwnedCertRevocationList::from_der(&der)
         .map_err(|error| format!("the CRL is not usable by rustls-webpki: {error:?}"))?;
-    Ok(FetchedCrl { crl, next_update: SystemTime::from(next_update.to_datetime()) })
+    let next_update = SystemTime::from(next_update.to_datetime());
+    Ok(FetchedCrl { crl, next_update, keep_until: next_update })
 }
 
 // === impl CrlUrl ===

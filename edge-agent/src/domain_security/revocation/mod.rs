@@ -26,6 +26,7 @@
 mod cache;
 mod distribution_points;
 mod fetch;
+mod path;
 mod proxy;
 
 #[cfg(test)]
@@ -37,13 +38,13 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use rustls::pki_types::CertificateDer;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use webpki::OwnedCertRevocationList;
 
 use cache::{Clock, Lookup, Shared, Source};
 use distribution_points::ChainCertificate;
 use fetch::CrlUrl;
+pub use path::{CrlIssuer, RevocationPath};
 pub use proxy::{ProxyAddress, ProxySettings};
 
 /// How CRLs are fetched and kept.
@@ -57,6 +58,9 @@ pub struct RevocationSettings {
     pub refresh_before: Duration,
     /// The largest CRL accepted, in bytes.
     pub max_crl_size: usize,
+    /// The longest a CRL is kept, however far away its nextUpdate: a CA that
+    /// revokes early is heard within this time.
+    pub max_cache_age: Duration,
 }
 
 /// What revocation checking found for one certificate chain.
@@ -127,6 +131,7 @@ impl Default for RevocationSettings {
             fetch_timeout: Duration::from_secs(10),
             refresh_before: Duration::from_secs(5 * 60),
             max_crl_size: 10 * 1024 * 1024,
+            max_cache_age: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -149,27 +154,22 @@ impl CrlCache {
         self.shared.set_proxy(proxy);
     }
 
-    /// The CRLs for every certificate of `chain` (leaf first, issuers after) except a root
-    /// at the end (self-issued: subject = issuer): for each certificate, the first of its
-    /// `http://` CRL distribution points that answers, from the cache while before its
-    /// nextUpdate. Certificates sharing a CRL get it once. Must run inside a tokio runtime (background
-    /// refreshes are spawned).
-    pub async fn crls_for(
-        &self,
-        chain: &[CertificateDer<'_>],
-    ) -> Result<Vec<OwnedCertRevocationList>, RevocationError> {
+    /// The CRLs for every certificate of a validated `path` but its trust anchor:
+    /// for each certificate, the first of its `http://` CRL distribution points
+    /// that answers with a CRL its issuer signed, from the cache while fresh.
+    /// Certificates sharing a CRL get it once. Must run inside a tokio runtime
+    /// (background refreshes are spawned).
+    pub async fn crls_for(&self, path: &RevocationPath) -> Result<Vec<OwnedCertRevocationList>, RevocationError> {
         let mut crls = Vec::new();
         let mut used = HashSet::new();
-        for certificate in distribution_points::read_chain(chain)? {
-            if certificate.root {
+        for entry in &path.entries {
+            let Some(issuer) = &entry.issuer else { continue };
+            let points = entry.certificate.http_points()?;
+            if points.iter().any(|url| used.contains(&(url.as_str(), issuer))) {
                 continue;
             }
-            let points = certificate.http_points()?;
-            if points.iter().any(|url| used.contains(url.as_str())) {
-                continue;
-            }
-            let (url, lookup) = self.lookup_any(&certificate, points).await?;
-            used.insert(url.as_str().to_owned());
+            let (url, lookup) = self.lookup_any(&entry.certificate, points, issuer).await?;
+            used.insert((url.as_str(), issuer));
             crls.push(lookup.crl.crl);
         }
         Ok(crls)
@@ -177,14 +177,11 @@ impl CrlCache {
 
     /// For `dsctl cert verify`: one line per certificate of `chain`, e.g.
     /// `revocation: CN=mail1.woodgrovebank.com: CRL http://pki.example/issuing.crl fetched (next update 2026-11-30T10:00:00Z)`.
-    pub async fn describe(&self, chain: &[CertificateDer<'_>]) -> Vec<String> {
-        let certificates = match distribution_points::read_chain(chain) {
-            Ok(certificates) => certificates,
-            Err(error) => return vec![format!("revocation: {error}")],
-        };
-        let mut lines = Vec::with_capacity(certificates.len());
-        for certificate in &certificates {
-            lines.push(format!("revocation: {}: {}", certificate.subject, self.describe_one(certificate).await));
+    pub async fn describe(&self, path: &RevocationPath) -> Vec<String> {
+        let mut lines = Vec::with_capacity(path.entries.len());
+        for entry in &path.entries {
+            let line = self.describe_one(&entry.certificate, entry.issuer.as_ref()).await;
+            lines.push(format!("revocation: {}: {line}", entry.certificate.subject));
         }
         lines
     }
@@ -199,10 +196,11 @@ impl CrlCache {
         &self,
         certificate: &ChainCertificate,
         points: &'a [CrlUrl],
+        issuer: &CrlIssuer,
     ) -> Result<(&'a CrlUrl, Lookup), RevocationError> {
         let mut first_error = None;
         for url in points {
-            match self.shared.lookup(url).await {
+            match self.shared.lookup(url, issuer).await {
                 Ok(lookup) => return Ok((url, lookup)),
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -213,10 +211,10 @@ impl CrlCache {
             .unwrap_or_else(|| RevocationError::NoDistributionPoint { subject: certificate.subject.clone() }))
     }
 
-    async fn describe_one(&self, certificate: &ChainCertificate) -> String {
-        if certificate.root {
+    async fn describe_one(&self, certificate: &ChainCertificate, issuer: Option<&CrlIssuer>) -> String {
+        let Some(issuer) = issuer.filter(|_| !certificate.root) else {
             return "self-signed root, no CRL to check".to_owned();
-        }
+        };
         let points = match certificate.http_points() {
             Ok(points) => points,
             Err(RevocationError::Unsupported { url }) => {
@@ -224,7 +222,7 @@ impl CrlCache {
             }
             Err(_) => return "no CRL distribution point".to_owned(),
         };
-        match self.lookup_any(certificate, points).await {
+        match self.lookup_any(certificate, points, issuer).await {
             Ok((url, lookup)) => {
                 let how = match lookup.source {
                     Source::Fetched => "fetched",

@@ -23,7 +23,10 @@ use self::{
     pki::{LEAF_NAME, TestPki},
     server::{Reply, TestServer, closed_port},
 };
-use super::{CrlCache, ProxyAddress, ProxySettings, RevocationError, RevocationSettings, RevocationStats, timestamp};
+use super::{
+    CrlCache, ProxyAddress, ProxySettings, RevocationError, RevocationPath, RevocationSettings, RevocationStats,
+    timestamp,
+};
 
 // === caching ===
 
@@ -34,9 +37,9 @@ async fn fetches_once_and_serves_the_second_call_from_the_cache() {
     let chain = pki.chain(&[&server.url()]);
     let cache = cache(&clock);
 
-    assert_eq!(cache.crls_for(&chain).await.unwrap().len(), 1);
+    assert_eq!(cache.crls_for(&path(&chain)).await.unwrap().len(), 1);
     clock.advance(Duration::from_secs(600));
-    assert_eq!(cache.crls_for(&chain).await.unwrap().len(), 1);
+    assert_eq!(cache.crls_for(&path(&chain)).await.unwrap().len(), 1);
 
     assert_eq!(server.request_lines(), vec!["GET /ca.crl HTTP/1.1".to_owned()]);
     assert_eq!(cache.stats(), RevocationStats { fetches: 1, fetch_failures: 0, cache_hits: 1 });
@@ -87,22 +90,22 @@ async fn crl_near_next_update_is_refreshed_in_the_background() {
     let server = TestServer::start(Reply::crl(pki.crl(false, clock.now(), HOUR))).await;
     let chain = pki.chain(&[&server.url()]);
     let cache = cache(&clock);
-    cache.crls_for(&chain).await.unwrap();
+    cache.crls_for(&path(&chain)).await.unwrap();
 
     // Four minutes before nextUpdate (refresh_before is five): answered from the cache
     // while the refresh waits for the server.
     clock.advance(HOUR - Duration::from_secs(240));
     server.set_reply(Reply::crl(pki.crl(false, clock.now(), HOUR)));
     server.hold();
-    timeout(DEADLINE, cache.crls_for(&chain)).await.unwrap().unwrap();
+    timeout(DEADLINE, cache.crls_for(&path(&chain))).await.unwrap().unwrap();
     server.wait_for_requests(2).await;
-    timeout(DEADLINE, cache.crls_for(&chain)).await.unwrap().unwrap();
+    timeout(DEADLINE, cache.crls_for(&path(&chain))).await.unwrap().unwrap();
     server.release();
     wait_for_attempts(&cache, 2).await;
 
     // Past the first CRL's nextUpdate the refreshed one serves, without another fetch.
     clock.advance(Duration::from_secs(600));
-    let lines = cache.describe(&chain).await;
+    let lines = cache.describe(&path(&chain)).await;
     assert!(lines[0].contains(" cached (next update "), "{lines:?}");
     assert_eq!(server.request_count(), 2);
     assert_eq!(cache.stats(), RevocationStats { fetches: 2, fetch_failures: 0, cache_hits: 3 });
@@ -114,11 +117,11 @@ async fn expired_crl_is_fetched_again() {
     let server = TestServer::start(Reply::crl(pki.crl(false, clock.now(), HOUR))).await;
     let chain = pki.chain(&[&server.url()]);
     let cache = cache(&clock);
-    cache.crls_for(&chain).await.unwrap();
+    cache.crls_for(&path(&chain)).await.unwrap();
 
     clock.advance(2 * HOUR);
     server.set_reply(Reply::crl(pki.crl(false, clock.now(), HOUR)));
-    let lines = cache.describe(&chain).await;
+    let lines = cache.describe(&path(&chain)).await;
 
     assert!(lines[0].contains(" fetched (next update "), "{lines:?}");
     assert_eq!(server.request_count(), 2);
@@ -132,11 +135,11 @@ async fn expired_crl_with_the_server_down_is_unavailable() {
     let url = server.url();
     let chain = pki.chain(&[&url]);
     let cache = cache(&clock);
-    cache.crls_for(&chain).await.unwrap();
+    cache.crls_for(&path(&chain)).await.unwrap();
 
     server.stop().await;
     clock.advance(HOUR);
-    let error = cache.crls_for(&chain).await.unwrap_err();
+    let error = cache.crls_for(&path(&chain)).await.unwrap_err();
 
     assert_eq!(error, RevocationError::Unavailable { url, reason: "connection refused".to_owned() });
 }
@@ -148,7 +151,7 @@ async fn crl_served_past_its_next_update_is_unavailable() {
     let server = TestServer::start(Reply::crl(stale)).await;
     let cache = cache(&clock);
 
-    let error = cache.crls_for(&pki.chain(&[&server.url()])).await.unwrap_err();
+    let error = cache.crls_for(&path(&pki.chain(&[&server.url()]))).await.unwrap_err();
 
     assert!(error.to_string().contains("expired at"), "{error}");
 }
@@ -161,7 +164,7 @@ async fn server_down_is_unavailable_naming_the_url() {
     let url = format!("http://{}/ca.crl", closed_port().await);
     let cache = cache(&clock);
 
-    let error = cache.crls_for(&pki.chain(&[&url])).await.unwrap_err();
+    let error = cache.crls_for(&path(&pki.chain(&[&url]))).await.unwrap_err();
 
     assert_eq!(error, RevocationError::Unavailable { url: url.clone(), reason: "connection refused".to_owned() });
     assert_eq!(error.to_string(), format!("CRL {url} is unavailable: connection refused"));
@@ -197,7 +200,7 @@ async fn silent_server_times_out() {
     let settings = RevocationSettings { fetch_timeout: Duration::from_millis(200), ..RevocationSettings::default() };
     let cache = CrlCache::with_clock(settings, clock.clock());
 
-    let error = cache.crls_for(&pki.chain(&[&server.url()])).await.unwrap_err();
+    let error = cache.crls_for(&path(&pki.chain(&[&server.url()]))).await.unwrap_err();
 
     assert!(error.to_string().ends_with("no answer within 200ms"), "{error}");
 }
@@ -208,7 +211,7 @@ async fn pem_wrapped_crl_is_accepted() {
     let server = TestServer::start(Reply::crl(pki.crl_pem(clock.now(), HOUR).into_bytes())).await;
     let cache = cache(&clock);
 
-    assert_eq!(cache.crls_for(&pki.chain(&[&server.url()])).await.unwrap().len(), 1);
+    assert_eq!(cache.crls_for(&path(&pki.chain(&[&server.url()]))).await.unwrap().len(), 1);
 }
 
 // === proxy ===
@@ -221,7 +224,7 @@ async fn fetches_through_the_proxy_with_an_absolute_uri() {
     let cache = cache(&clock);
     cache.set_proxy(ProxySettings::parse(&format!("http://{}", proxy.addr), "*.contoso.com").unwrap());
 
-    cache.crls_for(&pki.chain(&[&origin.url()])).await.unwrap();
+    cache.crls_for(&path(&pki.chain(&[&origin.url()]))).await.unwrap();
 
     assert_eq!(proxy.request_lines(), vec![format!("GET {} HTTP/1.1", origin.url())]);
     assert_eq!(origin.request_count(), 0);
@@ -235,7 +238,7 @@ async fn bypassed_address_is_fetched_directly() {
     let cache = cache(&clock);
     cache.set_proxy(ProxySettings::parse(&format!("http://{}", proxy.addr), "<local>; 127.0.0.1").unwrap());
 
-    cache.crls_for(&pki.chain(&[&origin.url()])).await.unwrap();
+    cache.crls_for(&path(&pki.chain(&[&origin.url()]))).await.unwrap();
 
     assert_eq!(origin.request_lines(), vec!["GET /ca.crl HTTP/1.1".to_owned()]);
     assert_eq!(proxy.request_count(), 0);
@@ -250,7 +253,7 @@ async fn dotless_name_bypasses_the_proxy_with_local() {
     let cache = cache(&clock);
     cache.set_proxy(ProxySettings::parse(&format!("http://{}", proxy.addr), "<local>").unwrap());
 
-    cache.crls_for(&pki.chain(&[&url])).await.unwrap();
+    cache.crls_for(&path(&pki.chain(&[&url]))).await.unwrap();
 
     assert_eq!(origin.request_count(), 1);
     assert_eq!(proxy.request_count(), 0);
@@ -264,7 +267,7 @@ async fn proxy_failure_names_the_proxy() {
     let cache = cache(&clock);
     cache.set_proxy(ProxySettings::parse(&proxy.to_string(), "").unwrap());
 
-    let lines = cache.describe(&pki.chain(&[url])).await;
+    let lines = cache.describe(&path(&pki.chain(&[url]))).await;
 
     let expected = format!("cannot fetch {url}: connection refused (through proxy http://{proxy})");
     assert_eq!(lines[0], format!("revocation: CN={LEAF_NAME}: {expected}"));
@@ -315,8 +318,8 @@ async fn ldap_distribution_point_is_unsupported() {
     let chain = pki.chain(&[ldap]);
     let cache = cache(&clock);
 
-    assert_eq!(cache.crls_for(&chain).await.unwrap_err(), RevocationError::Unsupported { url: ldap.to_owned() });
-    let lines = cache.describe(&chain).await;
+    assert_eq!(cache.crls_for(&path(&chain)).await.unwrap_err(), RevocationError::Unsupported { url: ldap.to_owned() });
+    let lines = cache.describe(&path(&chain)).await;
     assert_eq!(lines[0], format!("revocation: CN={LEAF_NAME}: {ldap} unsupported (only http:// CRLs are fetched)"));
 }
 
@@ -326,7 +329,7 @@ async fn http_point_is_used_when_ldap_comes_first() {
     let server = TestServer::start(Reply::crl(pki.crl(false, clock.now(), HOUR))).await;
     let chain = pki.chain(&["ldap:///CN=CDP?certificateRevocationList", &server.url()]);
 
-    assert_eq!(cache(&clock).crls_for(&chain).await.unwrap().len(), 1);
+    assert_eq!(cache(&clock).crls_for(&path(&chain)).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -335,25 +338,94 @@ async fn certificate_without_distribution_points_has_none() {
     let chain = pki.chain(&[]);
     let cache = cache(&clock);
 
-    let error = cache.crls_for(&chain).await.unwrap_err();
+    let error = cache.crls_for(&path(&chain)).await.unwrap_err();
     assert_eq!(error, RevocationError::NoDistributionPoint { subject: format!("CN={LEAF_NAME}") });
-    assert_eq!(cache.describe(&chain).await[0], format!("revocation: CN={LEAF_NAME}: no CRL distribution point"));
+    assert_eq!(
+        cache.describe(&path(&chain)).await[0],
+        format!("revocation: CN={LEAF_NAME}: no CRL distribution point")
+    );
 }
 
 #[tokio::test]
 async fn self_signed_root_alone_needs_no_crl() {
     let (pki, clock) = (TestPki::new(), TestClock::new());
-    assert!(cache(&clock).crls_for(&[pki.root()]).await.unwrap().is_empty());
+    assert!(cache(&clock).crls_for(&path(&[pki.root()])).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn unreadable_certificate_is_named_by_position() {
-    let (pki, clock) = (TestPki::new(), TestClock::new());
+    let pki = TestPki::new();
     let chain = vec![pki.leaf(&[]), CertificateDer::from(b"garbage".to_vec())];
 
-    let error = cache(&clock).crls_for(&chain).await.unwrap_err();
+    let error = RevocationPath::from_chain(&chain).unwrap_err();
 
     assert!(matches!(error, RevocationError::Certificate { position: 2, .. }), "{error:?}");
+}
+
+// === forged CRLs ===
+
+#[tokio::test]
+async fn a_crl_signed_by_another_key_under_the_issuers_name_is_refused_and_not_cached() {
+    let (pki, clock) = (TestPki::new(), TestClock::new());
+    let impostor = TestPki::new(); // same name, another key
+    let server = TestServer::start(Reply::crl(impostor.crl(true, clock.now(), 1000 * HOUR))).await;
+    let chain = pki.chain(&[&server.url()]);
+    let cache = cache(&clock);
+
+    let error = cache.crls_for(&path(&chain)).await.unwrap_err();
+    match &error {
+        RevocationError::Unavailable { reason, .. } => assert!(reason.contains("signature"), "{reason}"),
+        other => panic!("expected a transient failure, got {other:?}"),
+    }
+    // Not cached: the next check fetches again, and the genuine CRL is then believed.
+    server.set_reply(Reply::crl(pki.crl(false, clock.now(), HOUR)));
+    assert_eq!(cache.crls_for(&path(&chain)).await.unwrap().len(), 1);
+    assert_eq!(server.request_lines().len(), 2);
+}
+
+#[tokio::test]
+async fn a_crl_from_an_issuer_of_another_name_is_refused() {
+    let (pki, clock) = (TestPki::new(), TestClock::new());
+    let other = TestPki::named("Fabrikam Root CA");
+    let server = TestServer::start(Reply::crl(other.crl(false, clock.now(), HOUR))).await;
+
+    let error = cache(&clock).crls_for(&path(&pki.chain(&[&server.url()]))).await.unwrap_err();
+
+    match error {
+        RevocationError::Unavailable { reason, .. } => assert!(reason.contains("issuer"), "{reason}"),
+        other => panic!("expected a transient failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_crl_verified_for_one_issuer_is_not_served_for_another() {
+    let (pki, clock) = (TestPki::new(), TestClock::new());
+    let other = TestPki::new();
+    let server = TestServer::start(Reply::crl(pki.crl(false, clock.now(), HOUR))).await;
+    let url = server.url();
+    let cache = cache(&clock);
+    cache.crls_for(&path(&pki.chain(&[&url]))).await.unwrap();
+
+    // A certificate of another CA pointing at the same URL gets no cached CRL:
+    // the cache is keyed by issuer too, and the fetched CRL fails its signature.
+    let error = cache.crls_for(&path(&other.chain(&[&url]))).await.unwrap_err();
+
+    assert!(matches!(error, RevocationError::Unavailable { .. }), "{error:?}");
+    assert_eq!(server.request_lines().len(), 2);
+}
+
+#[tokio::test]
+async fn a_crl_is_kept_no_longer_than_the_cache_age_limit() {
+    let (pki, clock) = (TestPki::new(), TestClock::new());
+    let server = TestServer::start(Reply::crl(pki.crl(false, clock.now(), 1000 * HOUR))).await;
+    let chain = pki.chain(&[&server.url()]);
+    let cache = cache(&clock);
+    cache.crls_for(&path(&chain)).await.unwrap();
+
+    clock.advance(RevocationSettings::default().max_cache_age + HOUR);
+    cache.crls_for(&path(&chain)).await.unwrap();
+
+    assert_eq!(server.request_lines().len(), 2, "fetched again after max_cache_age despite a far nextUpdate");
 }
 
 // === reports ===
@@ -367,8 +439,8 @@ async fn describe_gives_one_line_per_certificate_fetched_then_cached() {
     let cache = cache(&clock);
     let next_update = timestamp(whole_seconds(clock.now() + HOUR));
 
-    let first = cache.describe(&chain).await;
-    let second = cache.describe(&chain).await;
+    let first = cache.describe(&path(&chain)).await;
+    let second = cache.describe(&path(&chain)).await;
 
     let leaf = format!("revocation: CN={LEAF_NAME}: CRL {url}");
     let root = "revocation: CN=Woodgrove Bank Root CA: self-signed root, no CRL to check".to_owned();
@@ -381,7 +453,7 @@ async fn describe_names_the_fetch_failure() {
     let (pki, clock) = (TestPki::new(), TestClock::new());
     let url = format!("http://{}/ca.crl", closed_port().await);
 
-    let lines = cache(&clock).describe(&pki.chain(&[&url])).await;
+    let lines = cache(&clock).describe(&path(&pki.chain(&[&url]))).await;
 
     assert_eq!(lines[0], format!("revocation: CN={LEAF_NAME}: cannot fetch {url}: connection refused"));
     assert_eq!(lines.len(), 2);
@@ -395,15 +467,20 @@ async fn returned_crls_work_with_rustls_webpki() {
     let server = TestServer::start(Reply::crl(pki.crl(true, clock.now(), HOUR))).await;
     let chain = pki.chain(&[&server.url()]);
 
-    let revoking = cache(&clock).crls_for(&chain).await.unwrap();
+    let revoking = cache(&clock).crls_for(&path(&chain)).await.unwrap();
     assert_eq!(verify(&chain, revoking), Err(webpki::Error::CertRevoked));
 
     server.set_reply(Reply::crl(pki.crl(false, clock.now(), HOUR)));
-    let empty = cache(&clock).crls_for(&chain).await.unwrap();
+    let empty = cache(&clock).crls_for(&path(&chain)).await.unwrap();
     assert_eq!(verify(&chain, empty), Ok(()));
 }
 
 // === helpers ===
+
+/// A test chain in path order (each certificate issued by the next, a root last).
+fn path(chain: &[CertificateDer<'_>]) -> RevocationPath {
+    RevocationPath::from_chain(chain).unwrap()
+}
 
 /// A clock the test moves by hand.
 #[derive(Clone)]
@@ -438,7 +515,7 @@ async fn fetch_error(reply: Reply, settings: RevocationSettings) -> String {
     let (pki, clock) = (TestPki::new(), TestClock::new());
     let server = TestServer::start(reply).await;
     let cache = CrlCache::with_clock(settings, clock.clock());
-    match cache.crls_for(&pki.chain(&[&server.url()])).await.unwrap_err() {
+    match cache.crls_for(&path(&pki.chain(&[&server.url()]))).await.unwrap_err() {
         RevocationError::Unavailable { url, reason } if url == server.url() => reason,
         other => panic!("expected Unavailable for {}, got {other:?}", server.url()),
     }
@@ -452,7 +529,7 @@ fn spawn_callers(
     (0..count)
         .map(|_| {
             let (cache, chain) = (cache.clone(), chain.to_vec());
-            tokio::spawn(async move { cache.crls_for(&chain).await })
+            tokio::spawn(async move { cache.crls_for(&path(&chain)).await })
         })
         .collect()
 }

@@ -16,9 +16,14 @@ pub(super) struct TestPki {
 
 impl TestPki {
     pub(super) fn new() -> Self {
+        Self::named("Woodgrove Bank Root CA")
+    }
+
+    /// A root CA with its own key and the given name.
+    pub(super) fn named(name: &str) -> Self {
         let mut params = CertificateParams::new(vec![]).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "Woodgrove Bank Root CA");
+        params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         Self { ca: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
     }

@@ -125,17 +125,26 @@ impl Session {
         let Some(transaction) = self.transaction.take() else {
             return self.refuse(connection, Reply::new(503, "5.5.1", "Need MAIL before DATA"));
         };
-        let id = crate::queue::spool::Spool::new_id();
+        let id = match crate::queue::spool::Spool::new_id() {
+            Ok(id) => id,
+            Err(error) => {
+                tracing::error!(%error, "cannot make a queue id; answering 451");
+                return self
+                    .reply(connection, Reply::new(451, "4.3.0", "Cannot queue the message now; try again later"));
+            }
+        };
         let mut message = self.received_header(&id, &transaction);
         if let Some(secured) = &transaction.secured {
             message.extend_from_slice(
                 mark::mark(&self.context.fqdn, &secured.domain, &secured.certificate_sha256).as_bytes(),
             );
         }
-        // Nobody outside can forge the mark: any copy arriving with the message goes.
-        let names = [self.context.fqdn.as_str(), self.context.config.fqdn.as_str()];
-        message.extend_from_slice(&mark::scrub(&body, &names));
-        let secured_domain = transaction.secured.as_ref().map(|s| s.domain.clone());
+        // Nobody outside can forge the mark: any copy arriving with the message goes,
+        // and so does every Authentication-Results claiming to be the organization's.
+        let config = &self.context.config;
+        let own = mark::OwnNames::new([self.context.fqdn.as_str(), config.fqdn.as_str()], &config.organization_domains);
+        message.extend_from_slice(&mark::scrub(&body, &own));
+        let secured_entry = transaction.secured.as_ref().map(|s| s.entry.clone());
         let envelope = Envelope {
             id: id.clone(),
             arrival: SystemTime::now(),
@@ -150,8 +159,8 @@ impl Session {
             Ok(()) => {
                 self.messages += 1;
                 self.context.metrics.add(&self.context.metrics.messages_received, 1);
-                if let Some(domain) = &secured_domain {
-                    self.context.security.counters.received(domain);
+                if let Some(entry) = &secured_entry {
+                    self.context.security.counters.received(entry);
                 }
                 info!(queue_id = %id, recipients, "message accepted");
                 self.log.record(Event::Information, &id, "Message queued");

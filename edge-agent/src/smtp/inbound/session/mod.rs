@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use domainsec_model::{Domain, PermissionGroup, ReceiveConnector};
+use domainsec_model::{Domain, DomainPattern, PermissionGroup, ReceiveConnector};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, warn};
 
@@ -12,7 +12,7 @@ use super::connection::{Connection, Line, ReadError};
 use crate::{
     apply::EdgeConfig,
     config::SessionLimits,
-    domain_security::DomainSecurity,
+    domain_security::{DomainSecurity, policy::InboundRequirement},
     metrics::RelayMetrics,
     protocol_log::{Event, SessionLog},
     queue::Queue,
@@ -100,6 +100,8 @@ struct Chunks {
 
 /// A transaction from a verified partner (Domain Secured).
 struct Secured {
+    /// The receive-list entry that required it (the counters' key).
+    entry: DomainPattern,
     domain: String,
     certificate_sha256: String,
 }
@@ -289,9 +291,13 @@ impl Session {
                 Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size of {limit} bytes")),
             );
         }
-        let secured = match self.secure_domain(from.as_ref()) {
-            None => None,
-            Some(domain) => match self.verify_partner(&domain).await {
+        let secured = match self.inbound_requirement(from.as_ref()) {
+            InboundRequirement::NotRequired => None,
+            InboundRequirement::Malformed { entry } => {
+                let refusal = self.refuse_malformed(&entry);
+                return self.refuse(connection, refusal);
+            }
+            InboundRequirement::Required { entry, domain } => match self.verify_partner(&entry, &domain).await {
                 Ok(secured) => Some(secured),
                 Err(refusal) => return self.refuse(connection, refusal),
             },
