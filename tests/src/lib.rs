@@ -114,6 +114,11 @@ impl Process {
         Self { child, log }
     }
 
+    /// True while the process has not exited (a crash shows up here).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Stops it with SIGKILL and waits.
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;

@@ -317,10 +317,15 @@ fn fit_heartbeat(mut beat: pb::Heartbeat) -> pb::Heartbeat {
 
 /// Per-partner and per-reason counter rows (totals keep their names).
 fn is_breakdown(name: &str) -> bool {
-    ["domain_secured.received.", "domain_secured.sent.", "domain_secured.outbound_failures.",
-     "domain_secured.inbound_refusals.", "domain_secured.failure_reason."]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
+    [
+        "domain_secured.received.",
+        "domain_secured.sent.",
+        "domain_secured.outbound_failures.",
+        "domain_secured.inbound_refusals.",
+        "domain_secured.failure_reason.",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// The most a heartbeat may take of the edge's message limit.
@@ -362,9 +367,8 @@ mod tests {
 
     #[test]
     fn an_oversized_heartbeat_keeps_its_totals_and_drops_the_breakdown() {
-        let mut counters: HashMap<String, u64> = (0..200_000)
-            .map(|n| (format!("domain_secured.inbound_refusals.p{n}.woodgrovebank.com"), 1))
-            .collect();
+        let mut counters: HashMap<String, u64> =
+            (0..200_000).map(|n| (format!("domain_secured.inbound_refusals.p{n}.woodgrovebank.com"), 1)).collect();
         counters.insert("domain_secured.inbound_refusals".to_owned(), 200_000);
         let beat = pb::Heartbeat { applied_version: 3, counters, queue_length: 0 };
         let fitted = fit_heartbeat(beat);

@@ -14,7 +14,6 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-
 use crate::{apply::EdgeConfig, config::DomainSecuritySettings};
 
 use self::{
