@@ -131,11 +131,11 @@ fn carries_mark_method(value: &[u8]) -> bool {
     if contains(&lower, MARK_METHOD) {
         return true;
     }
-    let squeezed: Vec<u8> = strip_comments(&lower)
-        .into_iter()
-        .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\\'))
-        .collect();
-    contains(&squeezed, MARK_METHOD)
+    [strip_comments(&lower), strip_comments_outside_quotes(&lower)].iter().any(|uncommented| {
+        let squeezed: Vec<u8> =
+            uncommented.iter().copied().filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\\')).collect();
+        contains(uncommented, MARK_METHOD) || contains(&squeezed, MARK_METHOD)
+    })
 }
 
 /// The authserv-id of an `Authentication-Results` value: CFWS skipped, then a
@@ -204,6 +204,32 @@ fn strip_comments(value: &[u8]) -> Vec<u8> {
             out.push(value[index]);
             index += 1;
         }
+    }
+    out
+}
+
+/// `value` with every comment outside quoted strings taken out (RFC 5322 read
+/// strictly: a `(` inside `"…"` is text).
+fn strip_comments_outside_quotes(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut index = 0;
+    let mut quoted = false;
+    while index < value.len() {
+        let byte = value[index];
+        if !quoted && byte == b'(' {
+            index += comment_length(&value[index..]);
+            continue;
+        }
+        out.push(byte);
+        match byte {
+            b'\\' if quoted => {
+                out.extend(value.get(index + 1));
+                index += 1;
+            }
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+        index += 1;
     }
     out
 }
