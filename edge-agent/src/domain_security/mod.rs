@@ -7,6 +7,7 @@ pub mod mark;
 pub mod name_match;
 pub mod peer;
 pub mod policy;
+pub mod refusal;
 pub mod revocation;
 
 use std::{

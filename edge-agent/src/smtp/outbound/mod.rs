@@ -22,6 +22,7 @@ mod tls;
 
 use self::tls::client_config;
 use crate::{
+    domain_security::refusal::{Direction, SecurityFailure},
     protocol_log::{Event, SessionLog},
     smtp::{
         address::Mailbox,
@@ -50,31 +51,26 @@ pub enum AttemptError {
     #[error("{0}")]
     Refused(String),
     /// Domain Security could not be established (no STARTTLS, failed handshake,
-    /// certificate not verified).
-    #[error("{reason}")]
-    DomainSecurity {
-        /// `4.7.4` (no STARTTLS) or `4.7.5` (TLS or certificate).
-        status: &'static str,
-        /// The counter's failure reason (`starttls-not-offered`, `revoked`, …).
-        kind: &'static str,
-        /// What happened, for the queue, the log and a DSN.
-        reason: String,
-    },
+    /// certificate not verified); its reply (4.7.4 or 4.7.5) is decided in
+    /// [`SecurityFailure::reply`].
+    #[error("{}", .0.reply(Direction::Outbound, false, "").lines.join(" "))]
+    DomainSecurity(SecurityFailure),
 }
 
 impl AttemptError {
     /// The enhanced status for a queue entry that this error deferred.
     pub fn status(&self) -> &'static str {
         match self {
-            Self::DomainSecurity { status, .. } => status,
+            Self::DomainSecurity(failure) => failure.reply(Direction::Outbound, false, "").status,
             Self::Transport(_) | Self::Refused(_) => "4.4.1",
         }
     }
 
     /// A Domain Security failure, noted in the session's protocol log.
-    fn secure(session: &mut OutboundSession, status: &'static str, kind: &'static str, reason: String) -> Self {
-        session.note(&format!("{status} {reason}"));
-        Self::DomainSecurity { status, kind, reason }
+    pub fn secure(session: &mut OutboundSession, failure: SecurityFailure) -> Self {
+        let error = Self::DomainSecurity(failure);
+        session.note(&format!("{} {error}", error.status()));
+        error
     }
 }
 
@@ -164,20 +160,19 @@ impl OutboundSession {
                 match session.upgrade(host, client_certificate).await {
                     Ok(()) => {}
                     Err(AttemptError::Transport(reason)) if require_tls => {
-                        return Err(AttemptError::secure(&mut session, "4.7.5", "handshake", reason));
+                        return Err(AttemptError::secure(&mut session, SecurityFailure::Handshake(reason)));
                     }
                     Err(error) => return Err(error),
                 }
                 session.hello(ehlo_name).await?;
             } else if require_tls {
-                let reason = format!("STARTTLS refused: {} {}", reply.code, reply.text.replace('\n', " "));
-                let error = AttemptError::secure(&mut session, "4.7.4", "starttls-refused", reason);
+                let answer = format!("{} {}", reply.code, reply.text.replace('\n', " "));
+                let error = AttemptError::secure(&mut session, SecurityFailure::StartTlsRefused(answer));
                 session.quit().await;
                 return Err(error);
             }
         } else if require_tls {
-            let reason = "STARTTLS not offered by the server".to_owned();
-            let error = AttemptError::secure(&mut session, "4.7.4", "starttls-not-offered", reason);
+            let error = AttemptError::secure(&mut session, SecurityFailure::StartTlsNotOffered);
             session.quit().await;
             return Err(error);
         }

@@ -8,8 +8,8 @@ use tracing::info;
 use super::{Secured, Session};
 use crate::{
     domain_security::{
-        peer::PeerFailure,
         policy::{self, InboundRequirement},
+        refusal::{Direction, SecurityFailure},
     },
     protocol_log::Event,
     smtp::{address::Mailbox, reply::Reply},
@@ -24,9 +24,8 @@ impl Session {
     /// A sender domain that is not a valid name, under a secure-list entry: refused,
     /// whatever the session presented (no certificate can match it).
     pub(super) fn refuse_malformed(&mut self, entry: &DomainPattern) -> Reply {
-        self.context.security.counters.inbound_refusal(entry, "malformed-domain");
         self.log.record(Event::Information, &entry.to_string(), "Domain Security: malformed sender domain");
-        Reply::new(550, "5.1.8", format!("Domain Security for {entry}: the sender's domain is not a valid domain name"))
+        self.refusal(entry, SecurityFailure::MalformedSender, &entry.to_string())
     }
 
     /// The paper's inbound rule: TLS, a client certificate, a trusted chain, not
@@ -34,19 +33,13 @@ impl Session {
     /// counters go under the list `entry` that asked for it.
     pub(super) async fn verify_partner(&mut self, entry: &DomainPattern, domain: &Domain) -> Result<Secured, Reply> {
         let security = self.context.security.clone();
-        let temporary = security.settings.temporary_refusals;
-        let refuse = |code: u16, status: &'static str, kind: &'static str, problem: String| {
-            security.counters.inbound_refusal(entry, kind);
-            let (code, status) = if temporary { (450, temporary_status(status)) } else { (code, status) };
-            Reply::new(code, status, format!("Domain Security for {domain}: {problem}"))
-        };
         let Some(tls) = &self.tls else {
             self.log.record(Event::Information, domain.as_str(), "Domain Security: STARTTLS not used");
-            return Err(refuse(530, "5.7.10", "starttls-not-used", "STARTTLS not used".to_owned()));
+            return Err(self.refusal(entry, SecurityFailure::StartTlsNotUsed, domain.as_str()));
         };
         if tls.peer_certificates.is_empty() {
             self.log.record(Event::Information, domain.as_str(), "Domain Security: no client certificate presented");
-            return Err(refuse(550, "5.7.1", "no-certificate", "no client certificate presented".to_owned()));
+            return Err(self.refusal(entry, SecurityFailure::NoClientCertificate, domain.as_str()));
         }
         let role = security.client_role();
         match security.check(&self.context.config, &tls.peer_certificates, role, domain.as_str()).await {
@@ -54,40 +47,20 @@ impl Session {
                 self.log.record(Event::Information, &format!("{domain}; cert={}", peer.sha256), "Domain Secured");
                 Ok(Secured { entry: entry.clone(), domain: domain.to_string(), certificate_sha256: peer.sha256 })
             }
-            Err(failure) if failure.is_transient() => {
-                // The detail (URLs, addresses, HTTP status) is for our logs only.
-                info!(%domain, %failure, "Domain Security: transient failure");
-                security.counters.inbound_refusal(entry, failure.kind());
-                self.log.record(Event::Information, &failure.to_string(), "Domain Security: transient failure");
-                Err(Reply::new(
-                    451,
-                    "4.7.5",
-                    format!(
-                        "Domain Security for {domain}: the client certificate's revocation status cannot be \
-                         checked now; try again later"
-                    ),
-                ))
-            }
             Err(failure) => {
-                self.log.record(Event::Information, &failure.to_string(), "Domain Security: refused");
-                let problem = match &failure {
-                    PeerFailure::Revoked => "client certificate revoked".to_owned(),
-                    PeerFailure::NameMismatch { .. } | PeerFailure::NameConstrained { .. } => {
-                        format!("client certificate {failure}")
-                    }
-                    other => format!("client certificate not trusted: {other}"),
-                };
-                Err(refuse(550, "5.7.5", failure.kind(), problem))
+                // The detail goes to our logs; the reply says only what the peer may know.
+                let context = if failure.is_transient() { "transient failure" } else { "refused" };
+                info!(%domain, %failure, "Domain Security: {context}");
+                self.log.record(Event::Information, &failure.to_string(), &format!("Domain Security: {context}"));
+                Err(self.refusal(entry, SecurityFailure::Peer(failure), domain.as_str()))
             }
         }
     }
-}
 
-/// The 4xx twin of a 5xx enhanced status (for `temporary_refusals`).
-pub(super) fn temporary_status(status: &'static str) -> &'static str {
-    match status {
-        "5.7.10" => "4.7.10",
-        "5.7.1" => "4.7.1",
-        _ => "4.7.5",
+    /// Counts `failure` under `entry` and answers with its reply.
+    fn refusal(&self, entry: &DomainPattern, failure: SecurityFailure, shown: &str) -> Reply {
+        let security = &self.context.security;
+        security.counters.inbound_refusal(entry, failure.kind());
+        failure.reply(Direction::Inbound, security.settings.temporary_refusals, shown)
     }
 }
