@@ -10,6 +10,14 @@ pub mod codec;
 /// The controller's admin API (`domainsec.admin.v1`).
 pub mod admin {
     tonic::include_proto!("domainsec.admin.v1");
+
+    /// The response metadata key naming what an error status is about, so a
+    /// client can choose its hint from it instead of from the message text.
+    pub const ERROR_KIND_METADATA: &str = "domainsec-error-kind";
+
+    /// [`ERROR_KIND_METADATA`] of an `UNAVAILABLE` that concerns an edge (not
+    /// connected, or no answer in time), not the controller itself.
+    pub const ERROR_KIND_EDGE_UNAVAILABLE: &str = "edge-unavailable";
 }
 
 /// Subscription and EdgeSync (`domainsec.edge.v1`).
@@ -36,6 +44,26 @@ pub mod edge {
     /// The largest message the controller sends (a snapshot with long secure-domain
     /// lists, a certificate task).
     pub const MAX_CONTROLLER_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+    impl QueueAction {
+        /// The action as a word: the task name's suffix and the deprecated
+        /// `QueueCommand.action` that older edges read.
+        pub fn word(self) -> &'static str {
+            match self {
+                Self::Unspecified => "",
+                Self::List => "list",
+                Self::Retry => "retry",
+                Self::Remove => "remove",
+            }
+        }
+    }
+
+    impl QueueCommand {
+        /// A command for `action` on `message_id` (empty for list), both fields set.
+        pub fn new(action: QueueAction, message_id: &str) -> Self {
+            Self { action: action.word().to_owned(), message_id: message_id.to_owned(), kind: action.into() }
+        }
+    }
 
     /// A short digest of each section of a snapshot, so the controller can tell
     /// which parts of an edge's configuration differ (`dsctl edge test-sync`).

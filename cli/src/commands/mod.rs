@@ -119,11 +119,18 @@ pub fn describe(error: &anyhow::Error) -> String {
         tonic::Code::Unauthenticated => {
             "\nhint: the controller does not accept this credential; ask an org-admin for a new one"
         }
-        tonic::Code::Unavailable if status.message().starts_with("edge ") => "",
+        tonic::Code::Unavailable if is_about_an_edge(status) => "",
         tonic::Code::Unavailable => "\nhint: is `domainsec-controller serve` running and reachable?",
         _ => "",
     };
     format!("{code}: {}{hint}", status.message())
+}
+
+/// An `UNAVAILABLE` about an edge (the controller answered): no hint about
+/// reaching the controller.
+fn is_about_an_edge(status: &tonic::Status) -> bool {
+    status.metadata().get(proto::admin::ERROR_KIND_METADATA).and_then(|value| value.to_str().ok())
+        == Some(proto::admin::ERROR_KIND_EDGE_UNAVAILABLE)
 }
 
 fn code_name(code: tonic::Code) -> &'static str {
@@ -152,4 +159,22 @@ fn code_name(code: tonic::Code) -> &'static str {
 /// `a,b` → list; a single empty value (`''`) → empty list, which clears.
 pub fn list_value(values: Vec<String>) -> Vec<String> {
     if values.len() == 1 && values[0].is_empty() { Vec::new() } else { values }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edge_that_is_unavailable_gets_no_hint_about_the_controller() {
+        let mut edge = tonic::Status::unavailable("edge mail1 is not connected");
+        edge.metadata_mut().insert(
+            proto::admin::ERROR_KIND_METADATA,
+            tonic::metadata::MetadataValue::from_static(proto::admin::ERROR_KIND_EDGE_UNAVAILABLE),
+        );
+        assert_eq!(describe(&anyhow::Error::new(edge)), "UNAVAILABLE: edge mail1 is not connected");
+        // The same words without the metadata are about the controller.
+        let controller = tonic::Status::unavailable("edge of the network");
+        assert!(describe(&anyhow::Error::new(controller)).contains("hint: is `domainsec-controller serve` running"));
+    }
 }

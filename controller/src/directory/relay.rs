@@ -18,16 +18,23 @@ impl Directory {
     /// and the edge's server-admins only.
     pub async fn list_queue(&self, admin: &Admin, edge: &ObjectName) -> Result<Vec<pb::QueuedMessage>> {
         admin.require_edges("list a queue", [edge])?;
-        let command = pb::QueueCommand { action: "list".into(), message_id: String::new() };
+        let command = pb::QueueCommand::new(pb::QueueAction::List, "");
         let answer = self.ask(admin, edge, "queue-list", pb::certificate_task::Action::Queue(command)).await?;
         Ok(answer.queue)
     }
 
-    /// Retries (`retry`) or deletes without a DSN (`remove`) one queued message.
-    pub async fn change_queued(&self, admin: &Admin, edge: &ObjectName, action: &str, id: &str) -> Result<()> {
-        admin.require_edges(&format!("{action} a queued message"), [edge])?;
-        let command = pb::QueueCommand { action: action.to_owned(), message_id: id.to_owned() };
-        self.ask(admin, edge, &format!("queue-{action}"), pb::certificate_task::Action::Queue(command)).await?;
+    /// Retries or deletes without a DSN (remove) one queued message.
+    pub async fn change_queued(
+        &self,
+        admin: &Admin,
+        edge: &ObjectName,
+        action: pb::QueueAction,
+        id: &str,
+    ) -> Result<()> {
+        let word = action.word();
+        admin.require_edges(&format!("{word} a queued message"), [edge])?;
+        let command = pb::QueueCommand::new(action, id);
+        self.ask(admin, edge, &format!("queue-{word}"), pb::certificate_task::Action::Queue(command)).await?;
         Ok(())
     }
 

@@ -29,7 +29,7 @@ impl AdminService {
     async fn change_queued(
         &self,
         request: Request<pb::QueuedMessageRequest>,
-        action: &str,
+        action: proto::edge::QueueAction,
     ) -> Result<Response<pb::QueuedMessageResponse>, Status> {
         let admin = self.caller(&request).await?;
         let request = request.into_inner();
@@ -416,23 +416,23 @@ impl AdminApi for AdminService {
         &self,
         request: Request<pb::QueuedMessageRequest>,
     ) -> Reply<pb::QueuedMessageResponse> {
-        self.change_queued(request, "retry").await
+        self.change_queued(request, proto::edge::QueueAction::Retry).await
     }
 
     async fn remove_queued_message(
         &self,
         request: Request<pb::QueuedMessageRequest>,
     ) -> Reply<pb::QueuedMessageResponse> {
-        self.change_queued(request, "remove").await
+        self.change_queued(request, proto::edge::QueueAction::Remove).await
     }
 
     async fn get_protocol_log(&self, request: Request<pb::GetProtocolLogRequest>) -> Reply<pb::GetProtocolLogResponse> {
         let admin = self.caller(&request).await?;
         let request = request.into_inner();
         let edge = convert::object_name("edge", &request.edge).map_err(invalid)?;
-        let log = match request.log.as_str() {
-            "" | "receive" => "receive",
-            "send" => "send",
+        let (log, kind) = match request.log.as_str() {
+            "" | "receive" => ("receive", proto::edge::ProtocolLogKind::Receive),
+            "send" => ("send", proto::edge::ProtocolLogKind::Send),
             other => {
                 return Err(Status::invalid_argument(format!("log {other:?}: must be \"receive\" or \"send\"")));
             }
@@ -452,6 +452,7 @@ impl AdminApi for AdminService {
             session: request.session,
             since_unix_seconds: request.since_unix_seconds,
             limit: if request.limit == 0 { 200 } else { request.limit },
+            kind: kind.into(),
         };
         let lines = self.directory.protocol_log(&admin, &edge, query).await?;
         Ok(Response::new(pb::GetProtocolLogResponse { lines }))

@@ -98,7 +98,14 @@ impl From<directory::Error> for Status {
         match error {
             directory::Error::Denied(denied) => Status::permission_denied(denied.to_string()),
             directory::Error::Store(store) => store.into(),
-            directory::Error::EdgeUnavailable { .. } => Status::unavailable(error.to_string()),
+            directory::Error::EdgeUnavailable { .. } => {
+                let mut status = Status::unavailable(error.to_string());
+                status.metadata_mut().insert(
+                    proto::admin::ERROR_KIND_METADATA,
+                    tonic::metadata::MetadataValue::from_static(proto::admin::ERROR_KIND_EDGE_UNAVAILABLE),
+                );
+                status
+            }
             directory::Error::EdgeRefused { .. } => Status::failed_precondition(error.to_string()),
             directory::Error::NoRandomness => internal(&error),
         }

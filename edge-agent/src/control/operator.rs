@@ -30,26 +30,34 @@ pub async fn answer(relay: Option<&Relay>, task: &pb::CertificateTask) -> pb::Ce
 }
 
 fn queue(relay: &Relay, command: &pb::QueueCommand) -> Result<pb::CertificateResult, String> {
-    match command.action.as_str() {
-        "list" => Ok(pb::CertificateResult {
+    let id = &command.message_id;
+    match command.kind() {
+        pb::QueueAction::List => Ok(pb::CertificateResult {
             queue: relay.queue.list().into_iter().map(to_proto).collect(),
             ..Default::default()
         }),
-        "retry" if relay.queue.retry(&command.message_id) => Ok(pb::CertificateResult::default()),
-        "remove" => match relay.queue.remove(&command.message_id) {
+        pb::QueueAction::Retry if relay.queue.retry(id) => Ok(pb::CertificateResult::default()),
+        pb::QueueAction::Retry => Err(no_message(id)),
+        pb::QueueAction::Remove => match relay.queue.remove(id) {
             Ok(true) => Ok(pb::CertificateResult::default()),
-            Ok(false) => Err(no_message(&command.message_id)),
-            Err(error) => Err(format!("cannot remove {}: {error}", command.message_id)),
+            Ok(false) => Err(no_message(id)),
+            Err(error) => Err(format!("cannot remove {id}: {error}")),
         },
-        "retry" => Err(no_message(&command.message_id)),
-        other => Err(format!("unknown queue action {other:?}")),
+        pb::QueueAction::Unspecified => {
+            Err("queue command without an action: the controller is older than this edge; upgrade it".to_owned())
+        }
     }
 }
 
 async fn protocol_log(relay: &Relay, request: &pb::ProtocolLogQuery) -> Result<pb::CertificateResult, String> {
-    let (dir, kind) = match request.log.as_str() {
-        "send" => (relay.send_log.clone(), LogKind::Send),
-        _ => (relay.receive_log.clone(), LogKind::Receive),
+    let (dir, kind) = match request.kind() {
+        pb::ProtocolLogKind::Send => (relay.send_log.clone(), LogKind::Send),
+        pb::ProtocolLogKind::Receive => (relay.receive_log.clone(), LogKind::Receive),
+        pb::ProtocolLogKind::Unspecified => {
+            return Err(
+                "protocol log query without a log kind: the controller is older than this edge; upgrade it".to_owned()
+            );
+        }
     };
     let log_query = LogQuery {
         connector: (!request.connector.is_empty()).then(|| request.connector.clone()),

@@ -60,8 +60,46 @@ pub struct EdgeAgent {
 
 /// Why one stream ended.
 enum StreamEnd {
+    /// The edge is stopping.
     Shutdown,
-    Lost(String),
+    /// The stream broke; `connected` when it had got as far as the stream itself
+    /// (the reconnect backoff starts over then).
+    Lost { connected: bool, cause: SyncError },
+}
+
+/// Why a sync stream broke.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    /// No TLS connection to the controller.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The controller turned this edge away (TLS alert or PERMISSION_DENIED).
+    #[error(
+        "refused: {0}; the controller does not accept this edge: if it was removed, subscribe it again \
+         with a new subscription file"
+    )]
+    NotAccepted(String),
+    /// The first call failed otherwise.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Our side of the stream closed (the controller went away mid-send).
+    #[error("the stream closed")]
+    Closed,
+    /// The controller ended the stream.
+    #[error("the controller closed the stream")]
+    ClosedByController,
+    /// The stream failed with a gRPC status.
+    #[error("{0}")]
+    Status(String),
+}
+
+// === impl StreamEnd ===
+
+impl StreamEnd {
+    /// A stream that was up and then broke.
+    fn after_connect(cause: SyncError) -> Self {
+        Self::Lost { connected: true, cause }
+    }
 }
 
 impl EdgeAgent {
@@ -135,12 +173,13 @@ impl EdgeAgent {
             let span = info_span!("sync", controller = %endpoint);
             match self.stream(&endpoint, &shutdown).instrument(span).await {
                 StreamEnd::Shutdown => return,
-                StreamEnd::Lost(reason) => {
+                StreamEnd::Lost { connected, cause } => {
                     *self.counters.entry("edgesync.reconnects").or_default() += 1;
-                    if reason.starts_with("connected") {
+                    if connected {
                         attempt = 0;
                     }
                     let delay = backoff(attempt, self.settings.max_backoff);
+                    let reason = if connected { format!("connected, then {cause}") } else { cause.to_string() };
                     warn!(%endpoint, %reason, retry_in = ?delay, "controller stream lost");
                     attempt = attempt.saturating_add(1);
                     endpoint_index = endpoint_index.wrapping_add(1);
@@ -156,7 +195,9 @@ impl EdgeAgent {
     async fn stream(&mut self, endpoint: &str, shutdown: &CancellationToken) -> StreamEnd {
         let channel = match tls::connect(endpoint, &self.identity, self.pinned.clone(), false).await {
             Ok(channel) => channel,
-            Err(error) => return StreamEnd::Lost(format!("cannot connect: {error}")),
+            Err(error) => {
+                return StreamEnd::Lost { connected: false, cause: SyncError::Connect(error.to_string()) };
+            }
         };
         let (sender, receiver) = mpsc::channel(8);
         let hello = pb::Hello {
@@ -173,14 +214,12 @@ impl EdgeAgent {
             Ok(response) => response.into_inner(),
             Err(status) => {
                 let detail = tls::error_chain(&status);
-                let refused = status.code() == tonic::Code::PermissionDenied || detail.contains("alert");
-                let hint = if refused {
-                    "; the controller does not accept this edge: if it was removed, subscribe it again \
-                     with a new subscription file"
+                let cause = if status.code() == tonic::Code::PermissionDenied || tls::is_alert(&status) {
+                    SyncError::NotAccepted(detail)
                 } else {
-                    ""
+                    SyncError::Refused(detail)
                 };
-                return StreamEnd::Lost(format!("refused: {detail}{hint}"));
+                return StreamEnd::Lost { connected: false, cause };
             }
         };
         info!("connected to the controller");
@@ -193,7 +232,7 @@ impl EdgeAgent {
                 _ = heartbeat.tick() => {
                     let beat = self.heartbeat();
                     if sender.send(message(Kind::Heartbeat(beat))).await.is_err() {
-                        return StreamEnd::Lost("connected, then the stream closed".into());
+                        return StreamEnd::after_connect(SyncError::Closed);
                     }
                 }
                 received = inbound.message() => match received {
@@ -201,7 +240,7 @@ impl EdgeAgent {
                         connected = true;
                         let answer = self.apply(snapshot);
                         if sender.send(message(answer)).await.is_err() {
-                            return StreamEnd::Lost("connected, then the stream closed".into());
+                            return StreamEnd::after_connect(SyncError::Closed);
                         }
                     }
                     Ok(Some(pb::ControllerMessage { kind: Some(controller_message::Kind::CertificateTask(task)) })) => {
@@ -215,12 +254,14 @@ impl EdgeAgent {
                             result
                         };
                         if sender.send(message(Kind::CertificateResult(result))).await.is_err() {
-                            return StreamEnd::Lost("connected, then the stream closed".into());
+                            return StreamEnd::after_connect(SyncError::Closed);
                         }
                     }
                     Ok(Some(_)) => {}
-                    Ok(None) => return StreamEnd::Lost(lost(connected, "the controller closed the stream")),
-                    Err(status) => return StreamEnd::Lost(lost(connected, status.message())),
+                    Ok(None) => return StreamEnd::Lost { connected, cause: SyncError::ClosedByController },
+                    Err(status) => {
+                        return StreamEnd::Lost { connected, cause: SyncError::Status(status.message().to_owned()) };
+                    }
                 },
             }
         }
@@ -333,10 +374,6 @@ const HEARTBEAT_BUDGET_BYTES: usize = pb::MAX_EDGE_MESSAGE_BYTES / 4;
 
 fn message(kind: Kind) -> pb::EdgeMessage {
     pb::EdgeMessage { kind: Some(kind) }
-}
-
-fn lost(connected: bool, reason: &str) -> String {
-    if connected { format!("connected, then {reason}") } else { reason.to_owned() }
 }
 
 /// "Full jitter" backoff: a random delay up to min(max, 1 s × 2^attempt), so a

@@ -113,6 +113,23 @@ pub enum ConnectError {
 }
 
 /// The full chain of an error, for logs and messages.
+/// True when `error`'s chain holds a TLS alert from the peer: how a controller
+/// that does not accept our certificate answers under TLS 1.3 (the first call
+/// fails, not the handshake).
+pub fn is_alert(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let tls = error
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()?.downcast_ref()));
+        if matches!(tls, Some(rustls::Error::AlertReceived(_))) {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -183,3 +200,30 @@ pub fn pem_sha256(certificate_pem: &str) -> Option<String> {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEPALIVE: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use rustls::AlertDescription;
+
+    use super::*;
+
+    #[test]
+    fn an_alert_anywhere_in_the_chain_is_found_by_type() {
+        // tokio-rustls reports the peer's alert as an io::Error holding the rustls::Error.
+        let alert = rustls::Error::AlertReceived(AlertDescription::CertificateUnknown);
+        let status = tonic::Status::from_error(Box::new(io::Error::new(io::ErrorKind::InvalidData, alert)));
+        assert!(is_alert(&status));
+        let direct = tonic::Status::from_error(Box::new(rustls::Error::AlertReceived(AlertDescription::AccessDenied)));
+        assert!(is_alert(&direct));
+    }
+
+    #[test]
+    fn other_failures_mentioning_an_alert_in_text_are_not_alerts() {
+        let text = tonic::Status::from_error(Box::new(io::Error::other("received fatal alert (in words only)")));
+        assert!(!is_alert(&text));
+        let other_tls = io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert!(!is_alert(&tonic::Status::from_error(Box::new(other_tls))));
+    }
+}

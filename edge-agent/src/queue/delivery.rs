@@ -16,7 +16,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{
     Due, Queue,
-    spool::{Envelope, NoRandomness, Outcome, Spool},
+    spool::{Envelope, Failure, NoRandomness, Outcome, Spool},
 };
 use crate::{
     apply::EdgeConfig,
@@ -28,6 +28,7 @@ use crate::{
         DomainSecurity,
         peer::PeerRole,
         policy::{self, OutboundRequirement},
+        refusal::SecurityFailure,
     },
     protocol_log::{ProtocolLog, SessionLog, new_session_id},
     routing::{
@@ -108,9 +109,10 @@ impl Delivery {
         for &index in &due.pending {
             let Some(recipient) = envelope.recipients.get(index) else { continue };
             let Ok(domain) = Domain::parse(recipient.domain()) else {
-                report
-                    .outcomes
-                    .push((index, Outcome::Failed("550 5.1.2 The recipient's domain is not a valid host name".into())));
+                report.outcomes.push((
+                    index,
+                    Outcome::Failed(Failure::new(550, "5.1.2", "The recipient's domain is not a valid host name")),
+                ));
                 continue;
             };
             match route(&config, &domain) {
@@ -118,13 +120,17 @@ impl Delivery {
                     let outcome = self.deliver_local(recipient, &message).await;
                     match outcome {
                         Ok(()) => report.outcomes.push((index, Outcome::Delivered)),
-                        Err(LocalError::Permanent(text)) => report.outcomes.push((index, Outcome::Failed(text))),
+                        Err(LocalError::Permanent(failure)) => report.outcomes.push((index, Outcome::Failed(failure))),
                         Err(LocalError::Temporary(text)) => report.last_error = Some(text),
                     }
                 }
                 Route::Unroutable => report.outcomes.push((
                     index,
-                    Outcome::Failed(format!("550 5.4.4 No send connector covers {domain}; unable to route")),
+                    Outcome::Failed(Failure::new(
+                        550,
+                        "5.4.4",
+                        format!("No send connector covers {domain}; unable to route"),
+                    )),
                 )),
                 Route::Connector(connector) => {
                     let key_domain = match connector.routing {
@@ -159,9 +165,10 @@ impl Delivery {
             if report.outcomes.iter().all(|(i, _)| *i != index) {
                 report.outcomes.push((
                     index,
-                    Outcome::Failed(format!(
-                        "500 4.4.7 Message expired after {}: {last}",
-                        humantime::format_duration(expiry)
+                    Outcome::Failed(Failure::new(
+                        500,
+                        "4.4.7",
+                        format!("Message expired after {}: {last}", humantime::format_duration(expiry)),
                     )),
                 ));
             }
@@ -177,7 +184,7 @@ impl Delivery {
                 Ok(())
             }
             Ok(Err(MaildirError::BadAddress { reason, .. })) => {
-                Err(LocalError::Permanent(format!("550 5.1.3 Cannot deliver locally: {reason}")))
+                Err(LocalError::Permanent(Failure::new(550, "5.1.3", format!("Cannot deliver locally: {reason}"))))
             }
             Ok(Err(error)) => Err(LocalError::Temporary(format!("451 4.3.0 Local delivery failed: {error}"))),
             Err(error) => Err(LocalError::Temporary(format!("451 4.3.0 Local delivery failed: {error}"))),
@@ -196,9 +203,12 @@ impl Delivery {
         let connector = group.connector;
         let limit = connector.max_message_size.bytes();
         if message.len() as u64 > limit {
-            let text =
-                format!("552 5.3.4 Message is larger than send connector {} allows ({limit} bytes)", connector.name);
-            report.outcomes.extend(group.recipients.iter().map(|&i| (i, Outcome::Failed(text.clone()))));
+            let failure = Failure::new(
+                552,
+                "5.3.4",
+                format!("Message is larger than send connector {} allows ({limit} bytes)", connector.name),
+            );
+            report.outcomes.extend(group.recipients.iter().map(|&i| (i, Outcome::Failed(failure.clone()))));
             return;
         }
         let destination = format!("{}:{}", connector.name, group.domain);
@@ -209,8 +219,8 @@ impl Delivery {
         let hops = match self.next_hops(connector, &group.domain).await {
             Ok(hops) => hops,
             Err(error) if error.is_permanent() => {
-                let text = format!("550 {} {error}", error.enhanced_status());
-                report.outcomes.extend(group.recipients.iter().map(|&i| (i, Outcome::Failed(text.clone()))));
+                let failure = Failure::new(550, error.enhanced_status(), &error);
+                report.outcomes.extend(group.recipients.iter().map(|&i| (i, Outcome::Failed(failure.clone()))));
                 return;
             }
             Err(error) => {
@@ -240,11 +250,9 @@ impl Delivery {
                     Ok(session) => session,
                     Err(error) => {
                         debug!(%address, %error, "next hop failed");
-                        if let (Some(entry), AttemptError::DomainSecurity { kind, reason, .. }) =
-                            (&secure_entry, &error)
-                        {
-                            warn!(%address, domain = %group.domain, %reason, "Domain Security session failed");
-                            self.security.counters.outbound_failure(entry, kind);
+                        if let (Some(entry), AttemptError::DomainSecurity(failure)) = (&secure_entry, &error) {
+                            warn!(%address, domain = %group.domain, reason = %failure, "Domain Security session failed");
+                            self.security.counters.outbound_failure(entry, failure.kind());
                         }
                         last_status = error.status();
                         last_error = format!("{} [{address}]: {error}", hop.host);
@@ -262,7 +270,9 @@ impl Delivery {
                                     delivered = true;
                                     report.outcomes.push((index, Outcome::Delivered));
                                 }
-                                RecipientResult::Failed(text) => report.outcomes.push((index, Outcome::Failed(text))),
+                                RecipientResult::Failed(text) => {
+                                    report.outcomes.push((index, Outcome::Failed(Failure::from_reply_line(&text))));
+                                }
                                 RecipientResult::Deferred(text) => {
                                     queue.metrics().add(&queue.metrics().deliveries_deferred, 1);
                                     report.last_error = Some(format!("{}: {text}", hop.host));
@@ -361,10 +371,9 @@ impl Delivery {
             match self.security.check(config, &chain, PeerRole::Server, domain).await {
                 Ok(peer) => session.note(&format!("Domain Secured: {domain}; cert={}", peer.sha256)),
                 Err(failure) => {
-                    let reason = format!("Server certificate not verified: {failure}");
-                    session.note(&format!("4.7.5 {reason}"));
+                    let error = AttemptError::secure(&mut session, SecurityFailure::Peer(failure));
                     session.quit().await;
-                    return Err(AttemptError::DomainSecurity { status: "4.7.5", kind: failure.kind(), reason });
+                    return Err(error);
                 }
             }
         }
@@ -421,7 +430,7 @@ struct Target<'a> {
 }
 
 enum LocalError {
-    Permanent(String),
+    Permanent(Failure),
     Temporary(String),
 }
 
@@ -467,10 +476,14 @@ async fn body(queue: &Queue, fqdn: &str, due: &Due) -> Result<Arc<Vec<u8>>, Repo
         return Err(Report { last_error: Some(last_error), ..Report::default() });
     }
     error!(queue_id = %id, %error, attempts, "message body unreadable; moving it to corrupt/ and telling the sender");
-    let text =
-        format!("550 5.3.0 Message body unreadable in the queue of {fqdn}; moved to corrupt/ as {id}, not delivered");
-    let outcomes = due.pending.iter().map(|&index| (index, Outcome::Failed(text.clone()))).collect();
-    let mut report = Report { outcomes, last_error: Some(text), corrupt: true };
+    let failure = Failure::new(
+        550,
+        "5.3.0",
+        format!("Message body unreadable in the queue of {fqdn}; moved to corrupt/ as {id}, not delivered"),
+    );
+    let last_error = Some(failure.text().to_owned());
+    let outcomes = due.pending.iter().map(|&index| (index, Outcome::Failed(failure.clone()))).collect();
+    let mut report = Report { outcomes, last_error, corrupt: true };
     settle(queue, fqdn, &due.envelope, &[], &mut report).await;
     Err(report)
 }
@@ -511,16 +524,16 @@ async fn notify_sender(
         .outcomes
         .iter()
         .filter_map(|(index, outcome)| match outcome {
-            Outcome::Failed(text) => Some((index, text)),
+            Outcome::Failed(failure) => Some((index, failure)),
             Outcome::Delivered => None,
         })
-        .filter_map(|(index, text)| {
+        .filter_map(|(index, failure)| {
             let recipient = envelope.recipients.get(*index)?;
             Some(dsn::FailedRecipient {
                 address: recipient.to_string(),
                 action: dsn::Action::Failed,
-                status: enhanced_status(text),
-                diagnostic: Some(text.clone()),
+                status: final_status(failure),
+                diagnostic: Some(failure.text().to_owned()),
                 remote_mta: None,
                 last_attempt: Some(SystemTime::now()),
             })
@@ -561,26 +574,15 @@ async fn read_body(spool: &Spool, id: &str) -> std::io::Result<Vec<u8>> {
     tokio::task::spawn_blocking(move || spool.read_message(&id)).await.map_err(std::io::Error::other)?
 }
 
-/// The enhanced status in a reply text (`550 5.1.1 ...` → `5.1.1`), else `5.0.0`.
-fn enhanced_status(text: &str) -> String {
-    text.split_whitespace()
-        .nth(1)
-        .filter(|word| {
-            let parts: Vec<&str> = word.split('.').collect();
-            parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map_or_else(
-            || "5.0.0".to_owned(),
-            |word| {
-                // A final failure is reported as permanent (5.x.x) even when the last reply was
-                // 4.x.x; expiry keeps its 4.4.7, as Postfix reports it.
-                let mut status = word.to_owned();
-                if status.starts_with('4') && !text.contains("4.4.7") {
-                    status.replace_range(..1, "5");
-                }
-                status
-            },
-        )
+/// The status a DSN reports for a final failure: permanent (5.x.x) even when the
+/// last reply was 4.x.x, except an expiry, which keeps its 4.4.7 as Postfix
+/// reports it.
+fn final_status(failure: &Failure) -> String {
+    let status = failure.status();
+    match status.strip_prefix('4') {
+        Some(rest) if status != "4.4.7" => format!("5{rest}"),
+        _ => status.to_owned(),
+    }
 }
 
 /// The local endpoint is not known before connecting; the log shows the family's any-address.
@@ -614,7 +616,10 @@ mod tests {
         break_spool(dir.path());
 
         let attempt = due(&queue, &id);
-        let mut report = report_of([(0, Outcome::Delivered), (1, Outcome::Failed("550 5.1.1 User unknown".into()))]);
+        let mut report = report_of([
+            (0, Outcome::Delivered),
+            (1, Outcome::Failed(Failure::from_reply_line("550 5.1.1 User unknown"))),
+        ]);
         settle(&queue, FQDN, &attempt.envelope, BODY, &mut report).await;
         queue.finish(&id, report).await;
 
@@ -630,7 +635,7 @@ mod tests {
         repair_spool(dir.path());
         let attempt = due(&queue, &id);
         assert_eq!(attempt.pending, [1]);
-        let mut report = report_of([(1, Outcome::Failed("550 5.1.1 User unknown".into()))]);
+        let mut report = report_of([(1, Outcome::Failed(Failure::from_reply_line("550 5.1.1 User unknown")))]);
         settle(&queue, FQDN, &attempt.envelope, BODY, &mut report).await;
         queue.finish(&id, report).await;
 
@@ -650,7 +655,7 @@ mod tests {
         break_spool(dir.path());
 
         let attempt = due(&queue, &id);
-        let failed = Outcome::Failed("550 5.1.1 User unknown".into());
+        let failed = Outcome::Failed(Failure::from_reply_line("550 5.1.1 User unknown"));
         let mut report = report_of([(0, failed.clone()), (1, failed)]);
         settle(&queue, FQDN, &attempt.envelope, BODY, &mut report).await;
         queue.finish(&id, report).await;

@@ -41,8 +41,54 @@ pub struct Envelope {
 pub enum Outcome {
     /// Accepted by the next hop or the maildir.
     Delivered,
-    /// Failed for good (a DSN went or goes to the sender); the reply text.
-    Failed(String),
+    /// Failed for good (a DSN went or goes to the sender).
+    Failed(Failure),
+}
+
+/// A recipient's final failure: the enhanced status its DSN reports and the reply
+/// line as the queue records it (`550 5.1.1 User unknown`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    status: String,
+    text: String,
+}
+
+// === impl Failure ===
+
+impl Failure {
+    /// A failure this edge decides: `code status text`.
+    pub fn new(code: u16, status: &str, text: impl std::fmt::Display) -> Self {
+        Self { status: status.to_owned(), text: flat(&format!("{code} {status} {text}")) }
+    }
+
+    /// A reply line as a server sent it or the spool kept it (`550 5.1.1 …`): the
+    /// one place an enhanced status is read from reply text; none is `5.0.0`.
+    pub fn from_reply_line(line: &str) -> Self {
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .filter(|word| {
+                let parts: Vec<&str> = word.split('.').collect();
+                parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .unwrap_or("5.0.0");
+        Self { status: status.to_owned(), text: flat(line) }
+    }
+
+    /// The enhanced status, `5.1.1`.
+    pub fn status(&self) -> &str {
+        &self.status
+    }
+
+    /// The reply line, one line.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Reply text on one line (the state file holds one record per line).
+fn flat(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
 }
 
 /// A message found in the spool at start-up.
@@ -139,9 +185,7 @@ impl Spool {
         for (index, outcome) in outcomes {
             match outcome {
                 Outcome::Delivered => text.push_str(&format!("delivered {index}\n")),
-                Outcome::Failed(reason) => {
-                    text.push_str(&format!("failed {index} {}\n", reason.replace(['\r', '\n'], " ")));
-                }
+                Outcome::Failed(failure) => text.push_str(&format!("failed {index} {}\n", failure.text())),
             }
         }
         let mut file = OpenOptions::new().create(true).append(true).open(self.root.join("state").join(id))?;
@@ -193,7 +237,9 @@ impl Spool {
                 let Some(slot) = index.and_then(|i| outcomes.get_mut(i)) else { continue };
                 match kind {
                     Some("delivered") => *slot = Some(Outcome::Delivered),
-                    Some("failed") => *slot = Some(Outcome::Failed(words.next().unwrap_or_default().to_owned())),
+                    Some("failed") => {
+                        *slot = Some(Outcome::Failed(Failure::from_reply_line(words.next().unwrap_or_default())));
+                    }
                     _ => {}
                 }
             }
@@ -311,13 +357,15 @@ mod tests {
         let spool = Spool::open(dir.path()).unwrap();
         let id = Spool::new_id().unwrap();
         spool.store(&envelope(&id), b"Subject: hi\r\n\r\nbody\r\n\r\n.text\r\n").unwrap();
-        spool.record(&id, &[(1, Outcome::Failed("550 5.1.1 unknown\r\nuser".into()))]).unwrap();
+        spool.record(&id, &[(1, Outcome::Failed(Failure::from_reply_line("550 5.1.1 unknown\r\nuser")))]).unwrap();
 
         let reopened = Spool::open(dir.path()).unwrap();
         let recovered = reopened.recover().unwrap();
         assert_eq!(recovered.len(), 1);
         assert_eq!(recovered[0].envelope, envelope(&id));
-        assert_eq!(recovered[0].outcomes, vec![None, Some(Outcome::Failed("550 5.1.1 unknown  user".into()))]);
+        let failure = Failure::from_reply_line("550 5.1.1 unknown  user");
+        assert_eq!(failure.status(), "5.1.1");
+        assert_eq!(recovered[0].outcomes, vec![None, Some(Outcome::Failed(failure))]);
         assert_eq!(reopened.read_message(&id).unwrap(), b"Subject: hi\r\n\r\nbody\r\n\r\n.text\r\n");
         reopened.remove(&id).unwrap();
         assert!(reopened.recover().unwrap().is_empty());
