@@ -27,3 +27,65 @@ pub mod relay;
 pub mod routing;
 pub mod smtp;
 pub mod store;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::EdgeSettings,
+    control::sync::{EdgeAgent, SyncSettings},
+    relay::Relay,
+    store::DataDir,
+};
+
+/// What `domainsec-edge run` needs besides its listeners.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The data dir `subscribe` wrote.
+    pub data_dir: PathBuf,
+    /// Local settings (`edge.toml`).
+    pub settings: EdgeSettings,
+    /// How often to report to the controller.
+    pub heartbeat_interval: Duration,
+}
+
+/// Sockets the caller bound before starting the edge (the relay binds its SMTP
+/// listeners itself, following the configuration).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Prometheus metrics, when wanted.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Runs the edge until `shutdown`: the SMTP relay on the stored configuration,
+/// kept in sync with the controller, with metrics where a listener is given.
+pub async fn run(options: RunOptions, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let sync = SyncSettings { heartbeat_interval: options.heartbeat_interval, ..SyncSettings::default() };
+    let mut agent = EdgeAgent::load(DataDir::new(&options.data_dir), sync)?;
+    let relay = Relay::start(&options.data_dir, &options.settings, agent.config(), agent.listening(), &shutdown)
+        .context("start the SMTP relay")?;
+    let queued = relay.queue.len();
+    if queued > 0 {
+        tracing::info!(queued, "picked up queued messages from the spool");
+    }
+    if let Some(listener) = listeners.metrics {
+        tracing::info!(address = ?listener.local_addr().ok(), "serving Prometheus metrics");
+        tokio::spawn(metrics::serve(listener, relay.clone(), shutdown.clone()));
+    }
+    agent.attach_relay(relay);
+    agent.run(shutdown).await;
+    Ok(())
+}
+
+/// `domainsec-edge status`: which configuration version the edge runs.
+pub fn status(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let dir = DataDir::new(data_dir);
+    let trust = dir.load_trust()?;
+    Ok(match dir.load_snapshot()? {
+        Some(snapshot) => format!("edge {} runs configuration version {}", trust.edge, snapshot.version),
+        None => format!("edge {} has no configuration yet", trust.edge),
+    })
+}

@@ -1,0 +1,102 @@
+//! The command line of `domainsec-edge`: its arguments and what each command does.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use edge::{Listeners, RunOptions, config::EdgeSettings, control::subscribe, store::DataDir};
+use tokio_util::sync::CancellationToken;
+
+/// The DomainSec edge agent.
+#[derive(Debug, Parser)]
+#[command(name = "domainsec-edge", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make this edge's key pair and register it with a one-time subscription file.
+    Subscribe {
+        /// The file `dsctl edge new-subscription` wrote.
+        #[arg(long)]
+        file: PathBuf,
+        /// Where the edge keeps its key, trust and configuration.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Keep the configuration in sync with the controller (serving the stored one meanwhile).
+    Run {
+        /// The data dir `subscribe` wrote.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// How often to report to the controller.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        heartbeat_interval: Duration,
+        /// Local settings (DNS, limits, queue timing); every key has a default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Serve Prometheus metrics (relay, queue, Domain Security counters, CRL cache) here.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+    },
+    /// Print the configuration version this edge runs.
+    Status {
+        /// The edge's data dir.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+/// Logs to stderr, `RUST_LOG` or `info`, colours only on a terminal.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}
+
+/// Runs one command.
+pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command;
+    match command {
+        Command::Subscribe { file, data_dir } => {
+            let trust = subscribe::subscribe(&file, &DataDir::new(&data_dir)).await?;
+            let (edge, fqdn, org) = (trust.edge, trust.fqdn, trust.organization);
+            println!(
+                "Subscribed edge {edge:?} ({fqdn}) to {org}. Next: domainsec-edge run --data-dir {}",
+                data_dir.display()
+            );
+        }
+        Command::Run { data_dir, heartbeat_interval, config, metrics_listen } => {
+            let settings = EdgeSettings::load(config.as_deref())?;
+            let metrics = match metrics_listen {
+                Some(address) => Some(
+                    tokio::net::TcpListener::bind(address)
+                        .await
+                        .with_context(|| format!("listen for metrics on {address}"))?,
+                ),
+                None => None,
+            };
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            edge::run(RunOptions { data_dir, settings, heartbeat_interval }, Listeners { metrics }, shutdown).await?;
+        }
+        Command::Status { data_dir } => println!("{}", edge::status(&data_dir)?),
+    }
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C cancels `shutdown`.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
+        Err(_) => drop(tokio::signal::ctrl_c().await),
+    }
+    shutdown.cancel();
+}
