@@ -20,13 +20,16 @@ pub mod control;
 pub mod delivery;
 pub mod domain_security;
 pub mod identity;
+pub mod inbound;
 pub mod metrics;
+pub mod outbound;
 pub mod protocol_log;
 pub mod queue;
 pub mod relay;
 pub mod routing;
 pub mod smtp;
 pub mod store;
+pub mod x509;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -73,7 +76,7 @@ pub async fn run(options: RunOptions, listeners: Listeners, shutdown: Cancellati
     }
     if let Some(listener) = listeners.metrics {
         tracing::info!(address = ?listener.local_addr().ok(), "serving Prometheus metrics");
-        tokio::spawn(metrics::serve(listener, relay.clone(), shutdown.clone()));
+        tokio::spawn(metrics::serve(listener, relay.exposition(), shutdown.clone()));
     }
     agent.attach_relay(relay);
     agent.run(shutdown).await;

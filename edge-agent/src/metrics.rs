@@ -56,23 +56,22 @@ impl RelayMetrics {
     }
 }
 
-/// Serves the relay's figures in Prometheus text format on `listener` (any path)
-/// until `shutdown`: `domainsec-edge run --metrics-listen 127.0.0.1:9325`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    relay: crate::relay::Relay,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
+/// What a scrape answers: the exposition text at the moment of the request.
+pub type Render = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves `render`'s text in Prometheus format on `listener` (any path) until
+/// `shutdown`: `domainsec-edge run --metrics-listen 127.0.0.1:9325`.
+pub async fn serve(listener: tokio::net::TcpListener, render: Render, shutdown: tokio_util::sync::CancellationToken) {
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let relay = relay.clone();
+        let render = render.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |_request| {
-                let body = prometheus_text(&relay);
+                let body = render();
                 async move {
                     hyper::Response::builder()
                         .header("content-type", "text/plain; version=0.0.4")
@@ -83,63 +82,4 @@ pub async fn serve(
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
         });
     }
-}
-
-/// The exposition text: counters and gauges of the relay and of Domain Security.
-pub fn prometheus_text(relay: &crate::relay::Relay) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for (name, value) in relay.metrics.snapshot() {
-        let metric = format!("domainsec_{}", name.replace('.', "_"));
-        let kind = if name == "queue.length" { "gauge" } else { "counter" };
-        let _ = writeln!(out, "# TYPE {metric} {kind}\n{metric} {value}");
-    }
-    let counts = relay.security.counters.counts();
-    let help = [
-        (
-            "domainsec_domain_secured_messages_received_total",
-            "Domain-Secured Messages Received",
-            counts.messages_received,
-        ),
-        ("domainsec_domain_secured_messages_sent_total", "Domain-Secured Messages Sent", counts.messages_sent),
-        (
-            "domainsec_domain_secured_outbound_session_failures_total",
-            "Domain-Secured Outbound Session Failures",
-            counts.outbound_session_failures,
-        ),
-        (
-            "domainsec_domain_secured_inbound_refusals_total",
-            "Inbound Domain Security refusals",
-            counts.inbound_refusals,
-        ),
-    ];
-    for (metric, text, value) in help {
-        let _ = writeln!(out, "# HELP {metric} {text}\n# TYPE {metric} counter\n{metric} {value}");
-    }
-    let _ = writeln!(out, "# TYPE domainsec_domain_secured_partner_messages_total counter");
-    for (domain, partner) in &counts.partners {
-        for (direction, value) in [("received", partner.received), ("sent", partner.sent)] {
-            let _ = writeln!(
-                out,
-                "domainsec_domain_secured_partner_messages_total{{partner=\"{domain}\",direction=\"{direction}\"}} {value}"
-            );
-        }
-    }
-    let _ = writeln!(out, "# TYPE domainsec_domain_secured_failures_total counter");
-    for (reason, value) in &counts.reasons {
-        let _ = writeln!(out, "domainsec_domain_secured_failures_total{{reason=\"{reason}\"}} {value}");
-    }
-    let crl = relay.security.crls.stats();
-    let _ = writeln!(out, "# TYPE domainsec_crl_fetches_total counter\ndomainsec_crl_fetches_total {}", crl.fetches);
-    let _ = writeln!(
-        out,
-        "# TYPE domainsec_crl_fetch_failures_total counter\ndomainsec_crl_fetch_failures_total {}",
-        crl.fetch_failures
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE domainsec_crl_cache_hits_total counter\ndomainsec_crl_cache_hits_total {}",
-        crl.cache_hits
-    );
-    out
 }

@@ -18,14 +18,12 @@ use crate::{
     config::EdgeSettings,
     delivery::maildir::Maildir,
     domain_security::DomainSecurity,
+    inbound::{Inbound, InboundParts},
     metrics::RelayMetrics,
     protocol_log::{LogKind, ProtocolLog},
     queue::{Queue, delivery::Delivery},
     routing::dns::MxResolver,
-    smtp::{
-        credentials::Credentials,
-        inbound::{Inbound, InboundParts},
-    },
+    smtp::credentials::Credentials,
 };
 
 /// A running relay: what the sync stream and the operator commands reach.
@@ -57,6 +55,13 @@ pub enum StartError {
 }
 
 impl Relay {
+    /// The relay's Prometheus exposition (its figures, Domain Security's counters,
+    /// the CRL cache), rendered at each scrape.
+    pub fn exposition(&self) -> crate::metrics::Render {
+        let relay = self.clone();
+        std::sync::Arc::new(move || prometheus_text(&relay))
+    }
+
     /// Opens the spool (picking up every message it holds), and starts the
     /// listeners and the scheduler; they stop when `shutdown` is cancelled.
     pub fn start(
@@ -126,4 +131,63 @@ impl Relay {
         });
         Ok(Self { queue, metrics, receive_log, send_log, maildir, security })
     }
+}
+
+/// The exposition text: counters and gauges of the relay and of Domain Security.
+fn prometheus_text(relay: &Relay) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (name, value) in relay.metrics.snapshot() {
+        let metric = format!("domainsec_{}", name.replace('.', "_"));
+        let kind = if name == "queue.length" { "gauge" } else { "counter" };
+        let _ = writeln!(out, "# TYPE {metric} {kind}\n{metric} {value}");
+    }
+    let counts = relay.security.counters.counts();
+    let help = [
+        (
+            "domainsec_domain_secured_messages_received_total",
+            "Domain-Secured Messages Received",
+            counts.messages_received,
+        ),
+        ("domainsec_domain_secured_messages_sent_total", "Domain-Secured Messages Sent", counts.messages_sent),
+        (
+            "domainsec_domain_secured_outbound_session_failures_total",
+            "Domain-Secured Outbound Session Failures",
+            counts.outbound_session_failures,
+        ),
+        (
+            "domainsec_domain_secured_inbound_refusals_total",
+            "Inbound Domain Security refusals",
+            counts.inbound_refusals,
+        ),
+    ];
+    for (metric, text, value) in help {
+        let _ = writeln!(out, "# HELP {metric} {text}\n# TYPE {metric} counter\n{metric} {value}");
+    }
+    let _ = writeln!(out, "# TYPE domainsec_domain_secured_partner_messages_total counter");
+    for (domain, partner) in &counts.partners {
+        for (direction, value) in [("received", partner.received), ("sent", partner.sent)] {
+            let _ = writeln!(
+                out,
+                "domainsec_domain_secured_partner_messages_total{{partner=\"{domain}\",direction=\"{direction}\"}} {value}"
+            );
+        }
+    }
+    let _ = writeln!(out, "# TYPE domainsec_domain_secured_failures_total counter");
+    for (reason, value) in &counts.reasons {
+        let _ = writeln!(out, "domainsec_domain_secured_failures_total{{reason=\"{reason}\"}} {value}");
+    }
+    let crl = relay.security.crls.stats();
+    let _ = writeln!(out, "# TYPE domainsec_crl_fetches_total counter\ndomainsec_crl_fetches_total {}", crl.fetches);
+    let _ = writeln!(
+        out,
+        "# TYPE domainsec_crl_fetch_failures_total counter\ndomainsec_crl_fetch_failures_total {}",
+        crl.fetch_failures
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE domainsec_crl_cache_hits_total counter\ndomainsec_crl_cache_hits_total {}",
+        crl.cache_hits
+    );
+    out
 }

@@ -16,8 +16,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::{
     CertificateStore, Metadata, Pending, TaskError,
     der_name::{self, Signer},
-    inventory::thumbprint,
-    safe,
+    safe, thumbprint,
 };
 use crate::store::write_atomic;
 

@@ -3,27 +3,10 @@
 use std::fs;
 
 use proto::edge as pb;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{CertificateStore, Pending};
-
-/// SHA-1 of the DER, upper-case hex: the thumbprint Exchange shows.
-pub fn thumbprint(der: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref()).to_ascii_uppercase()
-}
-
-/// The DNS names in a certificate's subject alternative name extension.
-pub fn dns_names(certificate: &X509Certificate<'_>) -> Vec<String> {
-    let Ok(Some(san)) = certificate.subject_alternative_name() else { return Vec::new() };
-    san.value
-        .general_names
-        .iter()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-            _ => None,
-        })
-        .collect()
-}
+use crate::x509::{dns_names, thumbprint};
 
 pub(super) fn list(store: &CertificateStore) -> Vec<pb::CertificateInfo> {
     let mut certificates = Vec::new();

@@ -27,7 +27,7 @@ use tracing::info;
 
 use crate::store::{StoreError, write_atomic};
 
-pub use inventory::{dns_names, thumbprint};
+pub use crate::x509::{dns_names, thumbprint};
 
 /// The certificate store in a data dir.
 #[derive(Debug, Clone)]

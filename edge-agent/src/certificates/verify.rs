@@ -6,7 +6,7 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::domain_security::peer::anchors;
+use crate::x509::anchors;
 
 /// The revocation step until the relay's CRL cache replaces it.
 pub const NOT_CHECKED: &str = "revocation: not checked (the SMTP relay, which fetches CRLs, is not running)";

@@ -7,7 +7,7 @@
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::certificates::dns_names;
+use crate::x509::dns_names;
 
 /// The names a certificate offers for matching, lower-case, without a trailing
 /// dot: its DNS SANs, or — only when it has no SAN extension at all — its subject

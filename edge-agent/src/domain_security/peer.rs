@@ -7,9 +7,11 @@
 use rustls::pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, RevocationCheckDepth, RevocationOptionsBuilder,
-    UnknownStatusPolicy, VerifiedPath, anchor_from_trusted_cert,
+    UnknownStatusPolicy, VerifiedPath,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::x509::anchors;
 
 use super::{
     name_match,
@@ -189,16 +191,6 @@ fn is_self_issued(der: &CertificateDer<'_>) -> bool {
 
 fn subject_of(der: &CertificateDer<'_>) -> String {
     X509Certificate::from_der(der).map_or_else(|_| "(unreadable)".to_owned(), |(_, c)| c.subject().to_string())
-}
-
-/// Trust anchors: the organization's roots (DER), then the platform's if wanted.
-pub fn anchors<'a>(organization_roots: &'a [CertificateDer<'a>], platform_roots: bool) -> Vec<TrustAnchor<'a>> {
-    let mut anchors: Vec<TrustAnchor<'a>> =
-        organization_roots.iter().filter_map(|der| anchor_from_trusted_cert(der).ok()).collect();
-    if platform_roots {
-        anchors.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    anchors
 }
 
 fn certificate_ders(certificates: &[Vec<u8>]) -> Vec<CertificateDer<'_>> {

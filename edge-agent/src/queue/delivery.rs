@@ -30,17 +30,14 @@ use crate::{
         policy::{self, OutboundRequirement},
         refusal::SecurityFailure,
     },
+    outbound::{AttemptError, ClientTimeouts, OutboundSession, RecipientResult},
     protocol_log::{ProtocolLog, SessionLog, new_session_id},
     routing::{
         Route,
         dns::{MxResolver, NextHop, RouteError},
         route,
     },
-    smtp::{
-        address::Mailbox,
-        credentials::Credentials,
-        outbound::{AttemptError, ClientTimeouts, OutboundSession, RecipientResult},
-    },
+    smtp::{address::Mailbox, credentials::Credentials},
 };
 
 /// What one delivery attempt decided.

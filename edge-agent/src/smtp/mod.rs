@@ -1,10 +1,9 @@
-//! The SMTP relay's protocol side: parsing and replies (pure), the inbound
-//! server that receive connectors run, and the outbound client send connectors use.
+//! SMTP itself, pure: command parsing, replies, addresses, the TLS facts a
+//! session records, and the credentials a connector presents. The servers and
+//! clients that do I/O ([`crate::inbound`], [`crate::outbound`]) build on it.
 
 pub mod address;
 pub mod command;
 pub mod credentials;
-pub mod inbound;
-pub mod outbound;
 pub mod reply;
 pub mod tls_info;

@@ -5,8 +5,8 @@ use rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::{
-    certificates::{dns_names, thumbprint},
     protocol_log::{Event, SessionLog},
+    x509::{dns_names, thumbprint},
 };
 
 /// The negotiated parameters of one TLS session.

@@ -7,15 +7,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{info, warn};
 
 use super::{Chunks, Flow, Session, Transaction};
-use crate::smtp::inbound::budget::BodyBudget;
 use crate::{
     domain_security::mark,
+    inbound::{
+        budget::BodyBudget,
+        connection::{Body, Connection},
+    },
     protocol_log::Event,
     queue::spool::Envelope,
-    smtp::{
-        inbound::connection::{Body, Connection},
-        reply::Reply,
-    },
+    smtp::reply::Reply,
 };
 
 impl Session {
