@@ -360,8 +360,7 @@ async fn make_edges(db: &mut PgConnection, count: usize) -> anyhow::Result<Vec<E
         let mut params = rcgen::CertificateParams::new(vec![fqdn.clone()])?;
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let certificate = params.self_signed(&key)?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, certificate.der());
-        hashes.push(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>());
+        hashes.push(domainsec_model::Fingerprint::of(certificate.der()).into_string());
         ids.push(uuid::Uuid::new_v4());
         names.push(name);
         fqdns.push(fqdn);

@@ -21,7 +21,6 @@ pub mod config;
 pub mod db;
 pub mod directory;
 pub mod edgesync;
-pub mod fingerprint;
 pub mod grpc;
 pub mod metrics;
 pub mod pki;

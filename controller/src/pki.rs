@@ -9,7 +9,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::fingerprint::Fingerprint;
+use domainsec_model::Fingerprint;
 use domainsec_model::Role;
 
 /// The CA with its signing key, loaded from the state dir.

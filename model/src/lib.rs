@@ -17,6 +17,7 @@
 pub mod connector;
 pub mod credentials;
 pub mod domain;
+pub mod fingerprint;
 pub mod net;
 pub mod role;
 pub mod subject;
@@ -27,6 +28,7 @@ pub use connector::{
     SendConnector, ValueError,
 };
 pub use domain::{AddressSpace, Domain, DomainError, DomainPattern};
+pub use fingerprint::Fingerprint;
 pub use net::{Binding, IpRange, NetError, SmartHost, SmartHostName};
 pub use role::Role;
 pub use subject::{RdnType, SubjectError, SubjectName};

@@ -267,7 +267,7 @@ impl Directory {
             .into());
         }
         let root = db::trusted_roots::TrustedRoot {
-            sha256: crate::fingerprint::Fingerprint::of(&der).to_string(),
+            sha256: domainsec_model::Fingerprint::of(&der).to_string(),
             subject: certificate.subject().to_string(),
             certificate_pem: pem::encode(&pem::Pem::new("CERTIFICATE", der.clone())),
             edges: (!edges.is_empty()).then(|| edges.iter().map(ToString::to_string).collect()),

@@ -1,5 +1,6 @@
 //! Edge operations: subscriptions, fleet status, forced sync and sync tests.
 
+use domainsec_model::Fingerprint;
 use std::{collections::BTreeMap, time::Duration};
 
 use base64::Engine as _;
@@ -15,7 +16,6 @@ use crate::{
         change::{Audit, Change, json},
     },
     edgesync::{self, EdgeSyncHandle},
-    fingerprint::Fingerprint,
 };
 
 /// The edge port's side of the directory, present when the controller serves it.

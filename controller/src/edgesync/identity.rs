@@ -1,12 +1,12 @@
 //! The controller's direct-trust certificate for the edge port: self-signed, made
 //! once per state dir, published in the directory so edges learn to trust it.
 
+use domainsec_model::Fingerprint;
 use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    fingerprint::Fingerprint,
     pki::PkiError,
     state_dir::{self, StateDir, StateError},
 };

@@ -20,6 +20,7 @@ pub mod status;
 pub mod tls;
 pub mod trust;
 
+use domainsec_model::Fingerprint;
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -28,7 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::{db, fingerprint::Fingerprint};
+use crate::db;
 pub use identity::ControllerIdentity;
 
 /// Handles the admin API uses to reach the edge side.

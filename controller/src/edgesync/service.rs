@@ -67,7 +67,7 @@ impl EdgeSync for EdgeSyncService {
         }
         let request = request.into_inner();
         let certificate_pem = pem(&peer.certificate);
-        let secret_sha256 = crate::fingerprint::Fingerprint::of(request.secret.as_bytes());
+        let secret_sha256 = domainsec_model::Fingerprint::of(request.secret.as_bytes());
         let mut change = Change::begin(&self.pool).await.map_err(Status::from)?;
         let redeemed = db::subscriptions::redeem(
             change.conn(),

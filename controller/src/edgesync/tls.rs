@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::{identity::ControllerIdentity, trust::TrustedEdges};
-use crate::fingerprint::Fingerprint;
+use domainsec_model::Fingerprint;
 
 pub use proto::edge::ENROLLMENT_SERVER_NAME;
 

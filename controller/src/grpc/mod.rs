@@ -4,6 +4,7 @@
 mod admin;
 mod convert;
 
+use domainsec_model::Fingerprint;
 use std::time::Duration;
 
 use domainsec_model::{ObjectName, Role};
@@ -16,7 +17,7 @@ use tonic::{
 use tracing::{error, info};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::{authz::Admin, db, directory, fingerprint::Fingerprint};
+use crate::{authz::Admin, db, directory};
 pub use admin::AdminService;
 
 /// The admin API's TLS material, loaded from the state dir.

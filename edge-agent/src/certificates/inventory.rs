@@ -66,7 +66,7 @@ fn describe(der: &[u8]) -> pb::CertificateInfo {
     };
     pb::CertificateInfo {
         thumbprint: thumbprint(der),
-        sha256: hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref()),
+        sha256: domainsec_model::Fingerprint::of(der).into_string(),
         subject: certificate.subject().to_string(),
         issuer: certificate.issuer().to_string(),
         serial: certificate.raw_serial_as_string().replace(':', "").to_ascii_uppercase(),
@@ -75,8 +75,4 @@ fn describe(der: &[u8]) -> pb::CertificateInfo {
         not_after: time(certificate.validity().not_after),
         ..Default::default()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use domainsec_model::Fingerprint;
 use hyper_util::rt::TokioIo;
 use proto::edge::CONTROLLER_NAME;
 use rustls::{
@@ -156,8 +157,7 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let digest = ring::digest::digest(&ring::digest::SHA256, end_entity);
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let hex = Fingerprint::of(end_entity).into_string();
         if self.pinned.contains(&hex) {
             Ok(ServerCertVerified::assertion())
         } else {
@@ -193,8 +193,7 @@ impl ServerCertVerifier for PinnedVerifier {
 /// SHA-256 (hex) of a PEM certificate.
 pub fn pem_sha256(certificate_pem: &str) -> Option<String> {
     let parsed = pem::parse(certificate_pem).ok()?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, parsed.contents());
-    Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    Some(Fingerprint::of(parsed.contents()).into_string())
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

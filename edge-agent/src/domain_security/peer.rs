@@ -122,7 +122,7 @@ pub async fn check(
     let names = name_match::certificate_names(&parsed);
     let common_name_only = !name_match::has_subject_alternative_names(&parsed);
     let peer = TrustedPeer {
-        sha256: hex(ring::digest::digest(&ring::digest::SHA256, leaf).as_ref()),
+        sha256: domainsec_model::Fingerprint::of(leaf).into_string(),
         subject: parsed.subject().to_string(),
         names: names.clone(),
     };
@@ -297,8 +297,4 @@ fn failure(error: webpki::Error) -> PeerFailure {
         webpki::Error::UnknownIssuer => PeerFailure::Untrusted("unknown issuer (no trusted root)".to_owned()),
         other => PeerFailure::Untrusted(format!("{other:?}")),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,4 +1,5 @@
-//! SHA-256 certificate fingerprints, the key by which the directory knows a certificate.
+//! SHA-256 certificate fingerprints: the key by which the directory knows a
+//! certificate, an edge pins its controllers and a partner's certificate is logged.
 
 use std::fmt;
 
@@ -16,6 +17,11 @@ impl Fingerprint {
     /// The hex string.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The hex string, owned.
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
