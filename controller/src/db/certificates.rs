@@ -59,7 +59,7 @@ pub async fn queue(
     let bytes = prost::Message::encode_to_vec(task);
     let params = match seal {
         Some(seal) => {
-            let sealed = seal.seal(&bytes).map_err(|e| super::Error::Refused(e.to_string()))?;
+            let sealed = seal.seal(&bytes).map_err(|e| super::Error::Seal(e.to_string()))?;
             serde_json::json!({ "sealed": base64::engine::general_purpose::STANDARD.encode(sealed) })
         }
         None => serde_json::json!({ "task": base64::engine::general_purpose::STANDARD.encode(bytes) }),

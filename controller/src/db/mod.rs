@@ -51,11 +51,40 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] InvalidField),
     /// A subscription that cannot be redeemed (reused, expired, wrong secret).
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionRefusal),
+    /// This controller does not serve the edge port (edge operations need it).
+    #[error("this controller does not serve the edge port")]
+    NoEdgePort,
+    /// A PFX could not be sealed for storage.
+    #[error("cannot seal the PFX for storage: {0}")]
+    Seal(String),
     /// A stored value no longer parses (edited by hand, or a bug).
     #[error("stored {what} {value:?} is invalid: {reason}")]
     Corrupt { what: &'static str, value: String, reason: String },
+}
+
+/// Why a subscription cannot be redeemed or issued; each says what to do instead.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionRefusal {
+    /// No subscription was issued for the edge.
+    #[error("no subscription for edge {edge:?}; create one with `dsctl edge new-subscription {edge}`")]
+    Missing { edge: String },
+    /// The secret is not the subscription's.
+    #[error("the subscription secret does not match; use the file `dsctl edge new-subscription` wrote")]
+    WrongSecret,
+    /// The subscription was redeemed before.
+    #[error("this subscription was already used at {at}; create a new one with `dsctl edge new-subscription {edge}`")]
+    AlreadyUsed { edge: String, at: String },
+    /// The subscription's time ran out.
+    #[error("this subscription expired at {at}; create a new one with `dsctl edge new-subscription {edge}`")]
+    Expired { edge: String, at: String },
+    /// The edge has a registered certificate already.
+    #[error("edge {edge:?} is already subscribed; remove it with `dsctl edge remove {edge}` to subscribe it again")]
+    AlreadySubscribed { edge: String },
+    /// The presented certificate belongs to another edge.
+    #[error("this certificate is already registered for edge {other:?}")]
+    CertificateTaken { other: String },
 }
 
 /// One `Result` for the store.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Error, Result};
+use super::{Result, SubscriptionRefusal};
 
 /// Replaces any earlier subscription of the edge with a new one.
 pub async fn issue(
@@ -63,38 +63,26 @@ pub async fn redeem(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(PendingSubscription { edge_id, fqdn, expected, expires_at, used_at, registered }) = row else {
-        return Err(Error::Refused(format!(
-            "no subscription for edge {edge:?}; create one with `dsctl edge new-subscription {edge}`"
-        )));
+        return Err(SubscriptionRefusal::Missing { edge: edge.to_owned() }.into());
     };
     if !constant_time_eq(expected.as_bytes(), secret_sha256.as_bytes()) {
-        return Err(Error::Refused(
-            "the subscription secret does not match; use the file `dsctl edge new-subscription` wrote".to_owned(),
-        ));
+        return Err(SubscriptionRefusal::WrongSecret.into());
     }
     if let Some(used_at) = used_at {
-        return Err(Error::Refused(format!(
-            "this subscription was already used at {}; create a new one with `dsctl edge new-subscription {edge}`",
-            used_at.to_rfc3339()
-        )));
+        return Err(SubscriptionRefusal::AlreadyUsed { edge: edge.to_owned(), at: used_at.to_rfc3339() }.into());
     }
     if expires_at <= Utc::now() {
-        return Err(Error::Refused(format!(
-            "this subscription expired at {}; create a new one with `dsctl edge new-subscription {edge}`",
-            expires_at.to_rfc3339()
-        )));
+        return Err(SubscriptionRefusal::Expired { edge: edge.to_owned(), at: expires_at.to_rfc3339() }.into());
     }
     if registered.is_some() {
-        return Err(Error::Refused(format!(
-            "edge {edge:?} is already subscribed; remove it with `dsctl edge remove {edge}` to subscribe it again"
-        )));
+        return Err(SubscriptionRefusal::AlreadySubscribed { edge: edge.to_owned() }.into());
     }
     let taken: Option<String> = sqlx::query_scalar("SELECT name FROM edges WHERE certificate_sha256 = $1")
         .bind(certificate_sha256)
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(other) = taken {
-        return Err(Error::Refused(format!("this certificate is already registered for edge {other:?}")));
+        return Err(SubscriptionRefusal::CertificateTaken { other }.into());
     }
     sqlx::query("UPDATE edge_subscriptions SET used_at = now() WHERE edge_id = $1")
         .bind(edge_id)

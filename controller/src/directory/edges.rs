@@ -87,9 +87,7 @@ pub struct EdgeSyncTest {
 
 impl Directory {
     pub(super) fn edge_side(&self) -> Result<&EdgeSide> {
-        self.edge_side
-            .as_ref()
-            .ok_or_else(|| Error::Store(db::Error::Refused("this controller does not serve the edge port".to_owned())))
+        self.edge_side.as_ref().ok_or(Error::Store(db::Error::NoEdgePort))
     }
 
     /// Records the edge if new and issues a one-time subscription for it.
@@ -116,10 +114,9 @@ impl Directory {
         let existing = db::edges::list(tx.conn()).await?.into_iter().find(|e| e.name == name);
         let edge = match (existing, fqdn) {
             (Some(edge), _) if edge.certificate_sha256.is_some() => {
-                return Err(db::Error::Refused(format!(
-                    "edge {name:?} is already subscribed; remove it with `dsctl edge remove {name}` to subscribe it again"
-                ))
-                .into());
+                return Err(
+                    db::Error::from(db::SubscriptionRefusal::AlreadySubscribed { edge: name.to_string() }).into()
+                );
             }
             (Some(edge), Some(fqdn)) if edge.fqdn != fqdn => {
                 return Err(InvalidField::new(

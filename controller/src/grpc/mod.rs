@@ -119,11 +119,13 @@ impl From<db::Error> for Status {
             db::Error::Invalid(invalid) => Status::invalid_argument(invalid.to_string()),
             db::Error::NotFound { .. } => Status::not_found(error.to_string()),
             db::Error::AlreadyExists { .. } => Status::already_exists(error.to_string()),
-            db::Error::Refused(reason) => Status::failed_precondition(reason),
+            db::Error::Subscription(_) | db::Error::NoEdgePort => Status::failed_precondition(error.to_string()),
             db::Error::NoOrganization | db::Error::OrganizationExists(_) => {
                 Status::failed_precondition(error.to_string())
             }
-            db::Error::Sqlx(_) | db::Error::Migrate(_) | db::Error::Corrupt { .. } => internal(&error),
+            db::Error::Sqlx(_) | db::Error::Migrate(_) | db::Error::Corrupt { .. } | db::Error::Seal(_) => {
+                internal(&error)
+            }
         }
     }
 }
