@@ -198,102 +198,145 @@ impl Delivery {
         report: &mut Report,
     ) {
         let connector = group.connector;
-        let limit = connector.max_message_size.bytes();
-        if message.len() as u64 > limit {
-            let failure = Failure::new(
-                552,
-                "5.3.4",
-                format!("Message is larger than send connector {} allows ({limit} bytes)", connector.name),
-            );
-            report.outcomes.extend(group.recipients.iter().map(|&i| (i, Outcome::Failed(failure.clone()))));
-            return;
-        }
         let destination = format!("{}:{}", connector.name, group.domain);
-        if !queue.destination_ready(&destination) {
-            report.last_error = Some(format!("{destination} is in retry backoff after earlier failures"));
-            return;
-        }
-        let hops = match self.next_hops(connector, &group.domain).await {
-            Ok(hops) => hops,
-            Err(error) if error.is_permanent() => {
-                let failure = Failure::new(550, error.enhanced_status(), &error);
-                report.outcomes.extend(group.recipients.iter().map(|&i| (i, Outcome::Failed(failure.clone()))));
-                return;
-            }
-            Err(error) => {
-                report.last_error = Some(format!("451 {} {error}", error.enhanced_status()));
-                queue.destination_result(&destination, false);
-                return;
-            }
-        };
+        let Some(hops) = self.group_hops(queue, &destination, message, &group, report).await else { return };
         let recipients: Vec<&Mailbox> = group.recipients.iter().filter_map(|&i| envelope.recipients.get(i)).collect();
-        let permit = self
+        let _permit = self
             .destination_limit(&destination, queue.settings().max_connections_per_destination)
             .acquire_owned()
             .await;
         let ehlo = connector.fqdn.as_ref().unwrap_or(&config.fqdn).to_string();
-        // Outbound Domain Security: the recipient's domain is on the send secure list and the
-        // connector (DNS-routed, as the directory enforces) has Domain Security on.
-        let (secure, secure_entry) = match policy::outbound_requirement(config, connector, &group.domain) {
+        let requirement = policy::outbound_requirement(config, connector, &group.domain);
+        let attempt = GroupAttempt { config, group: &group, ehlo: &ehlo, requirement: &requirement };
+        match self.try_hops(queue, &attempt, &hops, envelope.sender.as_ref(), &recipients, message).await {
+            Ok((host, results)) => {
+                queue.destination_result(&destination, true);
+                self.record_results(queue, &attempt, &host, results, report);
+            }
+            Err(last_error) => {
+                queue.metrics().add(&queue.metrics().deliveries_deferred, 1);
+                queue.destination_result(&destination, false);
+                report.last_error = Some(last_error);
+            }
+        }
+    }
+
+    /// The next hops for a group, or `None` with the group's outcome recorded: too
+    /// large for the connector, destination in backoff, or no route.
+    async fn group_hops(
+        &self,
+        queue: &Queue,
+        destination: &str,
+        message: &[u8],
+        group: &Group<'_>,
+        report: &mut Report,
+    ) -> Option<Vec<NextHop>> {
+        let connector = group.connector;
+        let fail_all = |report: &mut Report, failure: Failure| {
+            report.outcomes.extend(group.recipients.iter().map(|&i| (i, Outcome::Failed(failure.clone()))));
+        };
+        let limit = connector.max_message_size.bytes();
+        if message.len() as u64 > limit {
+            let text = format!("Message is larger than send connector {} allows ({limit} bytes)", connector.name);
+            fail_all(report, Failure::new(552, "5.3.4", text));
+            return None;
+        }
+        if !queue.destination_ready(destination) {
+            report.last_error = Some(format!("{destination} is in retry backoff after earlier failures"));
+            return None;
+        }
+        match self.next_hops(connector, &group.domain).await {
+            Ok(hops) => Some(hops),
+            Err(error) if error.is_permanent() => {
+                fail_all(report, Failure::new(550, error.enhanced_status(), &error));
+                None
+            }
+            Err(error) => {
+                report.last_error = Some(format!("451 {} {error}", error.enhanced_status()));
+                queue.destination_result(destination, false);
+                None
+            }
+        }
+    }
+
+    /// Each address of each hop in turn until one takes the transaction: the
+    /// host and its per-recipient results, or the last failure as a `451` line.
+    async fn try_hops(
+        &self,
+        queue: &Queue,
+        attempt: &GroupAttempt<'_>,
+        hops: &[NextHop],
+        sender: Option<&Mailbox>,
+        recipients: &[&Mailbox],
+        message: &[u8],
+    ) -> Result<(String, Vec<RecipientResult>), String> {
+        let (connector, domain) = (attempt.group.connector, &attempt.group.domain);
+        let (secure, entry) = match attempt.requirement {
             OutboundRequirement::Required { entry, domain } => (Some(domain.to_string()), Some(entry)),
             OutboundRequirement::NotRequired => (None, None),
         };
         let mut last_error = String::from("no next hop answered");
         let mut last_status = "4.4.1";
-        for hop in &hops {
+        for hop in hops {
             for &address in &hop.addresses {
-                let target = Target { connector, hop, address, ehlo: &ehlo, secure: secure.as_deref() };
-                let mut session = match self.session(config, &target, queue).await {
+                let target = Target { connector, hop, address, ehlo: attempt.ehlo, secure: secure.as_deref() };
+                let mut session = match self.session(attempt.config, &target, queue).await {
                     Ok(session) => session,
                     Err(error) => {
                         debug!(%address, %error, "next hop failed");
-                        if let (Some(entry), AttemptError::DomainSecurity(failure)) = (&secure_entry, &error) {
-                            warn!(%address, domain = %group.domain, reason = %failure, "Domain Security session failed");
+                        if let (Some(entry), AttemptError::DomainSecurity(failure)) = (entry, &error) {
+                            warn!(%address, %domain, reason = %failure, "Domain Security session failed");
                             self.security.counters.outbound_failure(entry, failure.kind());
                         }
-                        last_status = error.status();
-                        last_error = format!("{} [{address}]: {error}", hop.host);
+                        (last_status, last_error) = (error.status(), format!("{} [{address}]: {error}", hop.host));
                         continue;
                     }
                 };
-                match session.send(envelope.sender.as_ref(), &recipients, message).await {
+                match session.send(sender, recipients, message).await {
                     Ok(results) => {
-                        queue.destination_result(&destination, true);
-                        self.release(connector, address, secure.clone().map(|d| (d, config.version)), session);
-                        let mut delivered = false;
-                        for (&index, result) in group.recipients.iter().zip(results) {
-                            match result {
-                                RecipientResult::Delivered => {
-                                    delivered = true;
-                                    report.outcomes.push((index, Outcome::Delivered));
-                                }
-                                RecipientResult::Failed(text) => {
-                                    report.outcomes.push((index, Outcome::Failed(Failure::from_reply_line(&text))));
-                                }
-                                RecipientResult::Deferred(text) => {
-                                    queue.metrics().add(&queue.metrics().deliveries_deferred, 1);
-                                    report.last_error = Some(format!("{}: {text}", hop.host));
-                                }
-                            }
-                        }
-                        if let (Some(entry), true) = (&secure_entry, delivered) {
-                            self.security.counters.sent(entry);
-                        }
-                        drop(permit);
-                        return;
+                        let pool_key = secure.clone().map(|d| (d, attempt.config.version));
+                        self.release(connector, address, pool_key, session);
+                        return Ok((hop.host.to_string(), results));
                     }
                     Err(error) => {
                         debug!(%address, %error, "transaction failed");
-                        last_status = error.status();
-                        last_error = format!("{} [{address}]: {error}", hop.host);
+                        (last_status, last_error) = (error.status(), format!("{} [{address}]: {error}", hop.host));
                     }
                 }
             }
         }
-        drop(permit);
-        queue.metrics().add(&queue.metrics().deliveries_deferred, 1);
-        queue.destination_result(&destination, false);
-        report.last_error = Some(format!("451 {last_status} {last_error}"));
+        Err(format!("451 {last_status} {last_error}"))
+    }
+
+    /// What the host said to each recipient, into the report; a Domain Secured
+    /// delivery counts as sent to the partner's list entry.
+    fn record_results(
+        &self,
+        queue: &Queue,
+        attempt: &GroupAttempt<'_>,
+        host: &str,
+        results: Vec<RecipientResult>,
+        report: &mut Report,
+    ) {
+        let mut delivered = false;
+        for (&index, result) in attempt.group.recipients.iter().zip(results) {
+            match result {
+                RecipientResult::Delivered => {
+                    delivered = true;
+                    report.outcomes.push((index, Outcome::Delivered));
+                }
+                RecipientResult::Failed(text) => {
+                    report.outcomes.push((index, Outcome::Failed(Failure::from_reply_line(&text))));
+                }
+                RecipientResult::Deferred(text) => {
+                    queue.metrics().add(&queue.metrics().deliveries_deferred, 1);
+                    report.last_error = Some(format!("{host}: {text}"));
+                }
+            }
+        }
+        if let (OutboundRequirement::Required { entry, .. }, true) = (attempt.requirement, delivered) {
+            self.security.counters.sent(entry);
+        }
     }
 
     async fn next_hops(&self, connector: &SendConnector, domain: &str) -> Result<Vec<NextHop>, RouteError> {
@@ -417,6 +460,14 @@ impl Delivery {
 }
 
 /// Where one delivery attempt goes.
+/// One group's delivery attempt: what every hop is tried with.
+struct GroupAttempt<'a> {
+    config: &'a EdgeConfig,
+    group: &'a Group<'a>,
+    ehlo: &'a str,
+    requirement: &'a OutboundRequirement,
+}
+
 struct Target<'a> {
     connector: &'a SendConnector,
     hop: &'a NextHop,
