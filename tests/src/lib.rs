@@ -6,6 +6,9 @@
 //! builds them); run `cargo build --bins` first when testing this crate alone.
 #![allow(clippy::unwrap_used)]
 
+#[cfg(test)]
+mod image;
+
 use std::{
     collections::HashSet,
     net::SocketAddr,
