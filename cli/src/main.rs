@@ -5,9 +5,11 @@
 //! - `client`: loading the credential bundle and connecting over mutual TLS.
 //! - `output`: tables for people, JSON (`-o json`) for scripts.
 //! - `words`: enumeration words and sizes on the command line.
+//! - `exit`: the exit codes scripts rely on.
 
 mod client;
 mod commands;
+mod exit;
 mod output;
 mod words;
 
@@ -26,7 +28,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", commands::describe(&error));
-            std::process::ExitCode::FAILURE
+            exit::code(&error)
         }
     }
 }

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 struct Run {
     success: bool,
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -21,6 +22,7 @@ async fn dsctl(credentials: Option<&Path>, args: &[&str]) -> Run {
     let output = command.output().await.expect("run dsctl");
     Run {
         success: output.status.success(),
+        code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
@@ -221,6 +223,11 @@ async fn subscribe_an_edge_and_watch_it_sync(pool: PgPool) {
     edge::control::subscribe::subscribe(&file, &dir).await.unwrap();
     let out = ok(&admin, &["edge", "list"]).await;
     assert!(out.lines().any(|l| l.starts_with("mail1") && l.contains("subscribed")), "{out}");
+    // Subscribed but not running: not in sync, and a script can tell from the exit code.
+    let run = dsctl(Some(&admin), &["edge", "test-sync"]).await;
+    assert_eq!(run.code, Some(3), "test-sync with an edge behind: {}{}", run.stdout, run.stderr);
+    assert!(run.stdout.lines().any(|l| l.starts_with("mail1") && l.contains("no")), "{}", run.stdout);
+    assert!(run.stderr.contains("1 edge(s) not in sync: mail1"), "{}", run.stderr);
 
     let settings =
         SyncSettings { heartbeat_interval: std::time::Duration::from_millis(100), ..SyncSettings::default() };

@@ -226,9 +226,13 @@ impl Organization {
     /// Waits until every edge ACKed the current configuration.
     pub async fn wait_in_sync(&self) {
         eventually(&format!("{}'s edges in sync", self.name), || async {
-            let status = self.json(&["edge", "test-sync"]).await;
+            // dsctl exits non-zero (3) while an edge is behind, and prints the table all the same.
+            let run = self.dsctl(&["-o", "json", "edge", "test-sync"]).await;
+            let status: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
             let rows = status.as_array()?.clone();
-            (!rows.is_empty() && rows.iter().all(|r| r["in_sync"] == true)).then_some(())
+            let all_in_sync = !rows.is_empty() && rows.iter().all(|r| r["in_sync"] == true);
+            assert_eq!(run.success, all_in_sync, "test-sync's exit code disagrees with its rows: {}", run.stdout);
+            all_in_sync.then_some(())
         })
         .await;
     }

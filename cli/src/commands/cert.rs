@@ -417,8 +417,8 @@ async fn wait_for(
             announced = true;
         }
         if tokio::time::Instant::now() >= deadline {
-            eprintln!("still queued after {timeout:?}; see it later with: dsctl cert task {}", current.id);
-            return Ok(current);
+            let waited = humantime::format_duration(timeout).to_string();
+            return Err(crate::exit::Incomplete::StillQueued { task: current.id, waited }.into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         current = context

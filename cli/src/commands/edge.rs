@@ -259,5 +259,10 @@ async fn test_sync(context: &mut Context, names: Vec<String>) -> anyhow::Result<
     if context.format == crate::output::Format::Table {
         println!("current configuration version: {}", response.current_version);
     }
-    output::list(context.format, &views)
+    output::list(context.format, &views)?;
+    let behind: Vec<&str> = views.iter().filter(|v| !v.in_sync).map(|v| v.edge.as_str()).collect();
+    if !behind.is_empty() {
+        return Err(crate::exit::Incomplete::NotInSync { count: behind.len(), edges: behind.join(", ") }.into());
+    }
+    Ok(())
 }

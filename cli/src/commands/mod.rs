@@ -128,7 +128,7 @@ pub fn describe(error: &anyhow::Error) -> String {
 
 /// An `UNAVAILABLE` about an edge (the controller answered): no hint about
 /// reaching the controller.
-fn is_about_an_edge(status: &tonic::Status) -> bool {
+pub fn is_about_an_edge(status: &tonic::Status) -> bool {
     status.metadata().get(proto::admin::ERROR_KIND_METADATA).and_then(|value| value.to_str().ok())
         == Some(proto::admin::ERROR_KIND_EDGE_UNAVAILABLE)
 }
