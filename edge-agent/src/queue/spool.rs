@@ -229,6 +229,11 @@ impl Spool {
         let body = find_body(&bytes).ok_or_else(|| invalid("no envelope terminator"))?;
         let header = std::str::from_utf8(&bytes[..body]).map_err(|_| invalid("envelope is not UTF-8"))?;
         let envelope = decode_envelope(header)?;
+        // The id names files (msg/ID, state/ID, corrupt/ID): it must be this file's own
+        // name and a queue id, never a path a damaged or planted file chooses.
+        if !is_queue_id(&envelope.id) || path.file_name() != Some(std::ffi::OsStr::new(&envelope.id)) {
+            return Err(invalid("the envelope's Id is not this file's name (upper-case hex)"));
+        }
         let mut outcomes = vec![None; envelope.recipients.len()];
         if let Ok(state) = fs::read_to_string(self.root.join("state").join(&envelope.id)) {
             for line in state.lines() {
@@ -254,6 +259,11 @@ impl Spool {
 pub struct NoRandomness;
 
 /// A queue id whose random part comes from `fill`; none when `fill` fails.
+/// A queue id as [`Spool::new_id`] makes them: upper-case hex, at most 64 characters.
+fn is_queue_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
 fn id_from(fill: impl FnOnce(&mut [u8]) -> Result<(), ring::error::Unspecified>) -> Result<String, NoRandomness> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
@@ -338,6 +348,26 @@ fn invalid(what: &'static str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_whose_id_is_not_its_name_goes_to_corrupt_and_names_no_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        // Found by the spool_record fuzz target: an Id line that is a path.
+        for (name, id) in [("0123ABCD", "/etc/hostname"), ("0123ABCE", "../state/0123ABCE"), ("0123ABCF", "0123ABC0")] {
+            let file = format!(
+                "DomainSec-Queue: 1\nId: {id}\nArrival: 0\nSender: \nSource: x\nRecipient: a@contoso.com\n\nbody"
+            );
+            std::fs::write(dir.path().join("msg").join(name), file).unwrap();
+        }
+        assert!(spool.recover().unwrap().is_empty());
+        let mut corrupt: Vec<String> = std::fs::read_dir(dir.path().join("corrupt"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        corrupt.sort();
+        assert_eq!(corrupt, ["0123ABCD", "0123ABCE", "0123ABCF"]);
+    }
 
     fn envelope(id: &str) -> Envelope {
         Envelope {
