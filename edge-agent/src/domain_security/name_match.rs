@@ -169,4 +169,64 @@ mod tests {
         let der = certificate(&[], "mäil.woodgrovebank.com");
         assert!(names_of(&der).is_empty(), "a non-ASCII CN is not a host name");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::name_matches;
+
+        fn label() -> impl Strategy<Value = String> {
+            "[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?"
+        }
+
+        fn domain() -> impl Strategy<Value = String> {
+            proptest::collection::vec(label(), 2..4).prop_map(|labels| labels.join("."))
+        }
+
+        /// Upper-cases the characters where `mask` has a set bit.
+        fn mixed_case(text: &str, mask: u64) -> String {
+            text.chars()
+                .enumerate()
+                .map(|(i, c)| if mask >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn the_three_forms_match_in_any_case_with_or_without_a_trailing_dot(
+                domain in domain(), host in label(), mask in any::<u64>(), dot in any::<bool>(),
+            ) {
+                let dot = if dot { "." } else { "" };
+                for name in [domain.clone(), format!("*.{domain}"), format!("{host}.{domain}")] {
+                    let shown = format!("{}{dot}", mixed_case(&name, mask));
+                    prop_assert!(name_matches(&shown, &domain), "{shown} should match {domain}");
+                    prop_assert!(name_matches(&name, &mixed_case(&domain, !mask)));
+                }
+            }
+
+            #[test]
+            fn two_nodes_deeper_a_deeper_wildcard_and_lookalikes_never_match(
+                domain in domain(), a in label(), b in label(), prefix in "[a-z0-9-]{1,6}",
+            ) {
+                let name = format!("{a}.{b}.{domain}");
+                prop_assert!(!name_matches(&name, &domain), "{name}");
+                let name = format!("*.{a}.{domain}");
+                prop_assert!(!name_matches(&name, &domain), "{name}");
+                let name = format!("{a}.*.{domain}");
+                prop_assert!(!name_matches(&name, &domain), "{name}");
+                let name = format!("{prefix}{domain}");
+                prop_assert!(!name_matches(&name, &domain), "{name}");
+                let name = format!("{a}*.{domain}");
+                prop_assert!(!name_matches(&name, &domain), "{name}");
+            }
+
+            #[test]
+            fn non_ascii_names_and_domains_never_match(domain in domain(), host in "[a-z]{1,4}[äöüß][a-z]{0,4}") {
+                let name = format!("{host}.{domain}");
+                prop_assert!(!name_matches(&name, &domain), "{name}");
+                let other = format!("{host}.{domain}");
+                prop_assert!(!name_matches(&domain, &other));
+            }
+        }
+    }
 }
