@@ -157,6 +157,15 @@ async fn the_papers_walkthrough_between_two_organizations() {
     let mail = woodgrove.start_edge("mail", &edge_toml("contoso.com", "mail1.contoso.com", contoso_inet)).await;
     contoso.wait_in_sync().await;
     woodgrove.wait_in_sync().await;
+    // Probes need no certificate: health, readiness (configuration, listeners, spool) and metrics.
+    let operations = contoso.operations_port("mail1");
+    assert_eq!(http_get(operations, "/healthz").await, Some((200, "ok\n".to_owned())));
+    let ready =
+        eventually("mail1 ready", || async { http_get(operations, "/readyz").await.filter(|(code, _)| *code == 200) })
+            .await;
+    assert_eq!(ready.1, "ready\n");
+    let (_, metrics) = http_get(operations, "/metrics").await.unwrap();
+    assert!(metrics.contains("domainsec_domain_secured_messages_received_total 0"), "{metrics}");
 
     // 3. Certificates: requests on the edges, signed by the CA both trust, imported, enabled for SMTP.
     certify(&contoso, &pki, "mail1", "C=US, O=Contoso, CN=mail1.contoso.com", "mail1.contoso.com").await;

@@ -160,10 +160,7 @@ impl CommonArgs {
 
 /// Logs go to stderr; `RUST_LOG` filters (default `info`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    domainsec_daemon::init_tracing("info,sqlx=warn");
 }
 
 /// Runs one command.
@@ -268,12 +265,7 @@ async fn serve(config: Config, metrics_listen: Option<SocketAddr>) -> anyhow::Re
         .await
         .with_context(|| format!("bind the edge port to {}", config.edge_listen))?;
     let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        signal.cancel();
-    });
+    tokio::spawn(domainsec_daemon::cancel_on_signal(shutdown.clone()));
     let metrics = match metrics_listen {
         Some(address) => Some(
             tokio::net::TcpListener::bind(address)
@@ -283,18 +275,6 @@ async fn serve(config: Config, metrics_listen: Option<SocketAddr>) -> anyhow::Re
         None => None,
     };
     controller::run(config, controller::Listeners { admin, edge, metrics }, shutdown).await
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 fn default_controllers(given: Vec<String>, config: &Config) -> Vec<String> {

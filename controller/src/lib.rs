@@ -86,8 +86,12 @@ pub async fn serve(
     };
     let (handle, edge_task) = edgesync::start(pool.clone(), port, shutdown.clone()).await?;
     if let Some(listener) = listeners.metrics {
-        tracing::info!(address = %listener.local_addr()?, "serving Prometheus metrics");
-        tokio::spawn(metrics::serve(listener, handle.fleet.clone(), shutdown.clone()));
+        tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
+        let endpoints = domainsec_daemon::http::Endpoints {
+            metrics: metrics::render(handle.fleet.clone()),
+            ready: db::readiness(pool.clone()),
+        };
+        tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, shutdown.clone()));
     }
     let directory = directory::Directory::new(pool).with_edge_side(directory::EdgeSide {
         endpoints: config.edge_endpoints.clone(),

@@ -11,8 +11,6 @@ use std::{
     time::Duration,
 };
 
-use tokio_util::sync::CancellationToken;
-
 use crate::edgesync::Fleet;
 
 /// Counters shared by every stream of this process.
@@ -103,28 +101,9 @@ impl Metrics {
     }
 }
 
-/// Serves [`METRICS`] (and the replica's connected edges) on `listener` until `shutdown`.
-pub async fn serve(listener: tokio::net::TcpListener, fleet: Arc<Fleet>, shutdown: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let fleet = fleet.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |_request| {
-                let body = METRICS.render(fleet.len());
-                async move {
-                    hyper::Response::builder()
-                        .header("content-type", "text/plain; version=0.0.4")
-                        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-    }
+/// [`METRICS`] with the replica's connected edges, rendered at each scrape.
+pub fn render(fleet: Arc<Fleet>) -> domainsec_daemon::http::Render {
+    Arc::new(move || METRICS.render(fleet.len()))
 }
 
 #[cfg(test)]

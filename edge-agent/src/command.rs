@@ -51,10 +51,7 @@ enum Command {
 
 /// Logs to stderr, `RUST_LOG` or `info`, colours only on a terminal.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    domainsec_daemon::init_tracing("info");
 }
 
 /// Runs one command.
@@ -80,23 +77,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let shutdown = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            tokio::spawn(domainsec_daemon::cancel_on_signal(shutdown.clone()));
             edge::run(RunOptions { data_dir, settings, heartbeat_interval }, Listeners { metrics }, shutdown).await?;
         }
         Command::Status { data_dir } => println!("{}", edge::status(&data_dir)?),
     }
     Ok(())
-}
-
-/// SIGTERM or Ctrl-C cancels `shutdown`.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => tokio::select! {
-            _ = terminate.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        },
-        Err(_) => drop(tokio::signal::ctrl_c().await),
-    }
-    shutdown.cancel();
 }

@@ -59,7 +59,7 @@ pub struct RunOptions {
 /// listeners itself, following the configuration).
 #[derive(Debug, Default)]
 pub struct Listeners {
-    /// Prometheus metrics, when wanted.
+    /// The operations endpoint, when wanted: `/metrics`, `/healthz`, `/readyz`.
     pub metrics: Option<TcpListener>,
 }
 
@@ -75,8 +75,10 @@ pub async fn run(options: RunOptions, listeners: Listeners, shutdown: Cancellati
         tracing::info!(queued, "picked up queued messages from the spool");
     }
     if let Some(listener) = listeners.metrics {
-        tracing::info!(address = ?listener.local_addr().ok(), "serving Prometheus metrics");
-        tokio::spawn(metrics::serve(listener, relay.exposition(), shutdown.clone()));
+        tracing::info!(address = ?listener.local_addr().ok(), "serving /metrics, /healthz and /readyz");
+        let ready = readiness(agent.config(), agent.listening(), options.data_dir.join("queue").join("tmp"));
+        let endpoints = domainsec_daemon::http::Endpoints { metrics: relay.exposition(), ready };
+        tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, shutdown.clone()));
     }
     agent.attach_relay(relay);
     agent.run(shutdown).await;
@@ -90,5 +92,33 @@ pub fn status(data_dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(match dir.load_snapshot()? {
         Some(snapshot) => format!("edge {} runs configuration version {}", trust.edge, snapshot.version),
         None => format!("edge {} has no configuration yet", trust.edge),
+    })
+}
+
+/// `/readyz` for the edge: a configuration loaded, every receive connector's
+/// binding listening, the spool writable. The answer names what is missing in
+/// general words, never an address or a name from the configuration.
+fn readiness(
+    config: tokio::sync::watch::Receiver<Option<std::sync::Arc<apply::EdgeConfig>>>,
+    listening: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<std::net::SocketAddr>>>,
+    spool_tmp: PathBuf,
+) -> domainsec_daemon::http::Ready {
+    std::sync::Arc::new(move || {
+        let config = config.borrow().clone();
+        let listening = listening.lock().map(|set| set.clone()).unwrap_or_default();
+        let probe = spool_tmp.join(".readyz");
+        Box::pin(async move {
+            let config = config.ok_or("no configuration yet")?;
+            let bindings = config.receive_connectors.iter().flat_map(|c| &c.bindings);
+            if bindings.map(|b| b.socket_addr()).any(|address| !listening.contains(&address)) {
+                return Err("a receive connector is not listening yet".to_owned());
+            }
+            tokio::task::spawn_blocking(move || {
+                std::fs::write(&probe, b"ready").and_then(|()| std::fs::remove_file(&probe))
+            })
+            .await
+            .map_err(|_| "the spool check did not finish".to_owned())?
+            .map_err(|_| "the spool is not writable".to_owned())
+        })
     })
 }

@@ -55,31 +55,3 @@ impl RelayMetrics {
         ]
     }
 }
-
-/// What a scrape answers: the exposition text at the moment of the request.
-pub type Render = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
-
-/// Serves `render`'s text in Prometheus format on `listener` (any path) until
-/// `shutdown`: `domainsec-edge run --metrics-listen 127.0.0.1:9325`.
-pub async fn serve(listener: tokio::net::TcpListener, render: Render, shutdown: tokio_util::sync::CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |_request| {
-                let body = render();
-                async move {
-                    hyper::Response::builder()
-                        .header("content-type", "text/plain; version=0.0.4")
-                        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-    }
-}

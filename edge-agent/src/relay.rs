@@ -57,7 +57,7 @@ pub enum StartError {
 impl Relay {
     /// The relay's Prometheus exposition (its figures, Domain Security's counters,
     /// the CRL cache), rendered at each scrape.
-    pub fn exposition(&self) -> crate::metrics::Render {
+    pub fn exposition(&self) -> domainsec_daemon::http::Render {
         let relay = self.clone();
         std::sync::Arc::new(move || prometheus_text(&relay))
     }

@@ -46,6 +46,18 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// `GET path` on 127.0.0.1:`port`: the status code and the body.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    Some((code, body))
+}
+
 /// A port free right now on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -237,7 +249,8 @@ impl Organization {
         .await;
     }
 
-    /// Subscribes `edge` and runs it with `edge_toml`.
+    /// Subscribes `edge` and runs it with `edge_toml`, its operations endpoint
+    /// (`/metrics`, `/healthz`, `/readyz`) on [`Organization::operations_port`].
     pub async fn start_edge(&self, edge: &str, edge_toml: &str) -> Process {
         let subscription = self.dir.join(format!("{edge}.subscription"));
         let subscription_text = subscription.to_string_lossy().into_owned();
@@ -253,11 +266,34 @@ impl Organization {
         let config = self.dir.join(format!("{edge}.toml"));
         std::fs::write(&config, edge_toml).unwrap();
         let config_text = config.to_string_lossy().into_owned();
+        let operations = format!("127.0.0.1:{}", self.operations_port(edge));
         Process::spawn(
             &binary("domainsec-edge"),
-            &["run", "--data-dir", &data_text, "--config", &config_text, "--heartbeat-interval", "500ms"],
+            &[
+                "run",
+                "--data-dir",
+                &data_text,
+                "--config",
+                &config_text,
+                "--heartbeat-interval",
+                "500ms",
+                "--metrics-listen",
+                &operations,
+            ],
             self.dir.join(format!("edge-{edge}.log")),
         )
+    }
+
+    /// The port of `edge`'s operations endpoint, chosen on first use and kept in
+    /// the organization's directory so a restarted edge gets the same one.
+    pub fn operations_port(&self, edge: &str) -> u16 {
+        let file = self.dir.join(format!("{edge}.operations-port"));
+        if let Ok(port) = std::fs::read_to_string(&file).map(|text| text.trim().parse::<u16>()) {
+            return port.unwrap();
+        }
+        let port = free_port();
+        std::fs::write(&file, port.to_string()).unwrap();
+        port
     }
 
     /// Messages in `address`'s mailbox on `edge`.

@@ -142,3 +142,22 @@ pub(crate) fn stored_size(bytes: i64) -> Result<domainsec_model::MessageSize> {
 pub(crate) fn size_column(size: domainsec_model::MessageSize) -> i64 {
     i64::try_from(size.bytes()).unwrap_or(i64::MAX)
 }
+
+/// `/readyz` for the controller: the directory answers and its schema is at this
+/// build's newest migration (a replica of an older build would be refused too).
+pub fn readiness(pool: PgPool) -> domainsec_daemon::http::Ready {
+    std::sync::Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let newest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or_default();
+            let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+                .map_err(|_| "the directory database is unreachable".to_owned())?;
+            if applied != Some(newest) {
+                return Err("the directory's schema is not at this build's migrations".to_owned());
+            }
+            Ok(())
+        })
+    })
+}

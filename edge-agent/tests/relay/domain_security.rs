@@ -319,7 +319,11 @@ async fn prometheus_metrics_show_the_papers_counters() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(edge::metrics::serve(listener, partners.contoso.relay.exposition(), shutdown.clone()));
+    let endpoints = domainsec_daemon::http::Endpoints {
+        metrics: partners.contoso.relay.exposition(),
+        ready: std::sync::Arc::new(|| Box::pin(async { Ok(()) })),
+    };
+    tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, shutdown.clone()));
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
