@@ -3,13 +3,14 @@
 //! from a push to its ACK.
 
 use std::{
-    fmt::Write as _,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
+
+use domainsec_daemon::exposition::Exposition;
 
 use crate::edgesync::Fleet;
 
@@ -66,38 +67,17 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self, connected: usize) -> String {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let _ = writeln!(out, "# HELP domainsec_controller_connected_edges Edges with a sync stream to this replica");
-        let _ = writeln!(
-            out,
-            "# TYPE domainsec_controller_connected_edges gauge\ndomainsec_controller_connected_edges {connected}"
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE domainsec_controller_pushes_total counter\ndomainsec_controller_pushes_total {}",
-            read(&self.pushes)
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE domainsec_controller_acks_total counter\ndomainsec_controller_acks_total {}",
-            read(&self.acks)
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE domainsec_controller_nacks_total counter\ndomainsec_controller_nacks_total {}",
-            read(&self.nacks)
-        );
-        let _ = writeln!(out, "# HELP domainsec_controller_ack_latency_seconds Push to ACK");
-        let _ = writeln!(out, "# TYPE domainsec_controller_ack_latency_seconds histogram");
-        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(out, "domainsec_controller_ack_latency_seconds_bucket{{le=\"{bound}\"}} {}", read(bucket));
-        }
         let acks = read(&self.acks);
-        let _ = writeln!(out, "domainsec_controller_ack_latency_seconds_bucket{{le=\"+Inf\"}} {acks}");
+        let buckets: Vec<(f64, u64)> =
+            BUCKETS.iter().zip(&self.latency_buckets).map(|(bound, bucket)| (*bound, read(bucket))).collect();
         let sum = read(&self.latency_sum_micros) as f64 / 1_000_000.0;
-        let _ = writeln!(out, "domainsec_controller_ack_latency_seconds_sum {sum}");
-        let _ = writeln!(out, "domainsec_controller_ack_latency_seconds_count {acks}");
-        out
+        Exposition::new()
+            .gauge("domainsec_controller_connected_edges", "Edges with a sync stream to this replica", connected)
+            .counter("domainsec_controller_pushes", "Snapshots pushed to edges", read(&self.pushes))
+            .counter("domainsec_controller_acks", "Snapshots edges ACKed", acks)
+            .counter("domainsec_controller_nacks", "Snapshots edges refused (NACK)", read(&self.nacks))
+            .histogram("domainsec_controller_ack_latency_seconds", "Time from a push to its ACK", &buckets, sum, acks)
+            .finish()
     }
 }
 
@@ -132,6 +112,9 @@ mod tests {
             "domainsec_controller_ack_latency_seconds_count 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
+        if let Some(verdict) = domainsec_daemon::exposition::promtool_check(&text) {
+            assert_eq!(verdict, Ok(()), "promtool check metrics:\n{text}");
         }
     }
 }

@@ -5,8 +5,10 @@
 //! - [`http`]: `/metrics` (Prometheus text), `/healthz` (the process runs) and
 //!   `/readyz` (it can do its job) on one plain-HTTP listener, no client
 //!   certificate, so probes and load balancers can call it.
+//! - [`exposition`]: the Prometheus text format written by convention.
 //! - [`cancel_on_signal`], [`init_tracing`].
 
+pub mod exposition;
 pub mod http;
 
 use tokio_util::sync::CancellationToken;

@@ -39,19 +39,37 @@ impl RelayMetrics {
 
     /// Every figure by name, for heartbeats and tests.
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        self.described().into_iter().map(|(name, _, value)| (name, value)).collect()
+    }
+
+    /// Every figure with its name and what it counts (the exposition's `# HELP`);
+    /// `queue.length` is the one gauge.
+    pub fn described(&self) -> Vec<(&'static str, &'static str, u64)> {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
-            ("smtp.sessions_inbound", read(&self.sessions_inbound)),
-            ("smtp.sessions_refused", read(&self.sessions_refused)),
-            ("smtp.tls_inbound", read(&self.tls_inbound)),
-            ("smtp.tls_outbound", read(&self.tls_outbound)),
-            ("smtp.messages_received", read(&self.messages_received)),
-            ("queue.recipients_delivered", read(&self.recipients_delivered)),
-            ("queue.recipients_failed", read(&self.recipients_failed)),
-            ("queue.deliveries_deferred", read(&self.deliveries_deferred)),
-            ("queue.dsns_sent", read(&self.dsns_sent)),
-            ("queue.messages_corrupt", read(&self.messages_corrupt)),
-            ("queue.length", read(&self.queue_length)),
+            ("smtp.sessions_inbound", "Inbound SMTP sessions started", read(&self.sessions_inbound)),
+            (
+                "smtp.sessions_refused",
+                "Inbound sessions refused (no connector, or a session cap)",
+                read(&self.sessions_refused),
+            ),
+            ("smtp.tls_inbound", "Inbound TLS handshakes completed", read(&self.tls_inbound)),
+            ("smtp.tls_outbound", "Outbound TLS handshakes completed", read(&self.tls_outbound)),
+            ("smtp.messages_received", "Messages answered 250 (on disk)", read(&self.messages_received)),
+            (
+                "queue.recipients_delivered",
+                "Recipients delivered (next hop or maildir)",
+                read(&self.recipients_delivered),
+            ),
+            ("queue.recipients_failed", "Recipients failed for good", read(&self.recipients_failed)),
+            ("queue.deliveries_deferred", "Delivery attempts that failed temporarily", read(&self.deliveries_deferred)),
+            ("queue.dsns_sent", "DSNs generated", read(&self.dsns_sent)),
+            (
+                "queue.messages_corrupt",
+                "Messages whose body could not be read, moved to corrupt/",
+                read(&self.messages_corrupt),
+            ),
+            ("queue.length", "Messages in the queue now", read(&self.queue_length)),
         ]
     }
 }

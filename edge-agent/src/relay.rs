@@ -133,61 +133,58 @@ impl Relay {
     }
 }
 
-/// The exposition text: counters and gauges of the relay and of Domain Security.
+/// The exposition text: the relay's counters and queue gauge, the paper's three
+/// Domain Security counters (names map 1:1 to the paper's), their breakdowns by
+/// partner (secure-list entry) and reason, and the CRL cache.
 fn prometheus_text(relay: &Relay) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for (name, value) in relay.metrics.snapshot() {
+    let mut page = domainsec_daemon::exposition::Exposition::new();
+    for (name, help, value) in relay.metrics.described() {
         let metric = format!("domainsec_{}", name.replace('.', "_"));
-        let kind = if name == "queue.length" { "gauge" } else { "counter" };
-        let _ = writeln!(out, "# TYPE {metric} {kind}\n{metric} {value}");
-    }
-    let counts = relay.security.counters.counts();
-    let help = [
-        (
-            "domainsec_domain_secured_messages_received_total",
-            "Domain-Secured Messages Received",
-            counts.messages_received,
-        ),
-        ("domainsec_domain_secured_messages_sent_total", "Domain-Secured Messages Sent", counts.messages_sent),
-        (
-            "domainsec_domain_secured_outbound_session_failures_total",
-            "Domain-Secured Outbound Session Failures",
-            counts.outbound_session_failures,
-        ),
-        (
-            "domainsec_domain_secured_inbound_refusals_total",
-            "Inbound Domain Security refusals",
-            counts.inbound_refusals,
-        ),
-    ];
-    for (metric, text, value) in help {
-        let _ = writeln!(out, "# HELP {metric} {text}\n# TYPE {metric} counter\n{metric} {value}");
-    }
-    let _ = writeln!(out, "# TYPE domainsec_domain_secured_partner_messages_total counter");
-    for (domain, partner) in &counts.partners {
-        for (direction, value) in [("received", partner.received), ("sent", partner.sent)] {
-            let _ = writeln!(
-                out,
-                "domainsec_domain_secured_partner_messages_total{{partner=\"{domain}\",direction=\"{direction}\"}} {value}"
-            );
+        if name == "queue.length" {
+            page.gauge(&metric, help, value);
+        } else {
+            page.counter(&metric, help, value);
         }
     }
-    let _ = writeln!(out, "# TYPE domainsec_domain_secured_failures_total counter");
-    for (reason, value) in &counts.reasons {
-        let _ = writeln!(out, "domainsec_domain_secured_failures_total{{reason=\"{reason}\"}} {value}");
-    }
+    let counts = relay.security.counters.counts();
+    page.counter(
+        "domainsec_domain_secured_messages_received",
+        "Domain-Secured Messages Received",
+        counts.messages_received,
+    )
+    .counter("domainsec_domain_secured_messages_sent", "Domain-Secured Messages Sent", counts.messages_sent)
+    .counter(
+        "domainsec_domain_secured_outbound_session_failures",
+        "Domain-Secured Outbound Session Failures",
+        counts.outbound_session_failures,
+    )
+    .counter(
+        "domainsec_domain_secured_inbound_refusals",
+        "Inbound Domain Security refusals",
+        counts.inbound_refusals,
+    );
+    let partners = counts.partners.iter().flat_map(|(partner, figures)| {
+        [("received", figures.received), ("sent", figures.sent)]
+            .map(|(direction, value)| ([("partner", partner.as_str()), ("direction", direction)], value))
+    });
+    page.counter_family(
+        "domainsec_domain_secured_partner_messages",
+        "Domain Secured messages by partner (secure-list entry) and direction",
+        partners,
+    );
+    let reasons = counts.reasons.iter().map(|(reason, value)| ([("reason", reason.as_str())], *value));
+    page.counter_family(
+        "domainsec_domain_secured_failures",
+        "Domain Security failures and refusals by reason",
+        reasons,
+    );
     let crl = relay.security.crls.stats();
-    let _ = writeln!(out, "# TYPE domainsec_crl_fetches_total counter\ndomainsec_crl_fetches_total {}", crl.fetches);
-    let _ = writeln!(
-        out,
-        "# TYPE domainsec_crl_fetch_failures_total counter\ndomainsec_crl_fetch_failures_total {}",
-        crl.fetch_failures
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE domainsec_crl_cache_hits_total counter\ndomainsec_crl_cache_hits_total {}",
-        crl.cache_hits
-    );
-    out
+    page.counter("domainsec_crl_fetches", "CRL downloads that succeeded", crl.fetches)
+        .counter(
+            "domainsec_crl_fetch_failures",
+            "CRL downloads that failed (or were not signed by their issuer)",
+            crl.fetch_failures,
+        )
+        .counter("domainsec_crl_cache_hits", "CRL lookups answered from the cache", crl.cache_hits);
+    page.finish()
 }

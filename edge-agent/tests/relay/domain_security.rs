@@ -337,8 +337,13 @@ async fn prometheus_metrics_show_the_papers_counters() {
         "domainsec_domain_secured_partner_messages_total{partner=\"woodgrovebank.com\",direction=\"sent\"} 1",
         "domainsec_queue_length 0",
         "domainsec_crl_fetches_total 1",
+        "# TYPE domainsec_smtp_sessions_inbound_total counter",
     ] {
         assert!(response.contains(expected), "{expected:?} not in:\n{response}");
+    }
+    let page = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    if let Some(verdict) = domainsec_daemon::exposition::promtool_check(page) {
+        assert_eq!(verdict, Ok(()), "promtool check metrics:\n{page}");
     }
     shutdown.cancel();
 }
