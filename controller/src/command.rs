@@ -265,7 +265,7 @@ async fn serve(config: Config, metrics_listen: Option<SocketAddr>) -> anyhow::Re
         .await
         .with_context(|| format!("bind the edge port to {}", config.edge_listen))?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(domainsec_daemon::cancel_on_signal(shutdown.clone()));
+    tokio::spawn(domainsec_daemon::cancel_on_signal(shutdown.clone(), CancellationToken::new()));
     let metrics = match metrics_listen {
         Some(address) => Some(
             tokio::net::TcpListener::bind(address)

@@ -21,16 +21,28 @@ pub fn init_tracing(default_filter: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
-/// Cancels `shutdown` on SIGTERM or Ctrl-C (SIGINT).
-pub async fn cancel_on_signal(shutdown: CancellationToken) {
+/// Cancels `shutdown` on SIGTERM or Ctrl-C (SIGINT), and `immediately` on a second
+/// one: the first asks for a clean stop (drain), the second for an end now.
+pub async fn cancel_on_signal(shutdown: CancellationToken, immediately: CancellationToken) {
+    if !next_signal().await {
+        return;
+    }
+    tracing::info!("shutting down; a second signal stops at once");
+    shutdown.cancel();
+    if next_signal().await {
+        tracing::warn!("second signal: stopping without waiting");
+    }
+    immediately.cancel();
+}
+
+/// Waits for SIGTERM or SIGINT; false when signals cannot be listened for.
+async fn next_signal() -> bool {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut terminate) => tokio::select! {
-            _ = terminate.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => true,
+            result = tokio::signal::ctrl_c() => result.is_ok(),
         },
-        Err(_) => drop(tokio::signal::ctrl_c().await),
+        Err(_) => tokio::signal::ctrl_c().await.is_ok(),
     }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

@@ -76,9 +76,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let shutdown = CancellationToken::new();
-            tokio::spawn(domainsec_daemon::cancel_on_signal(shutdown.clone()));
-            edge::run(RunOptions { data_dir, settings, heartbeat_interval }, Listeners { metrics }, shutdown).await?;
+            let (shutdown, immediately) = (CancellationToken::new(), CancellationToken::new());
+            tokio::spawn(domainsec_daemon::cancel_on_signal(shutdown.clone(), immediately.clone()));
+            let options = RunOptions { data_dir, settings, heartbeat_interval };
+            edge::run(options, Listeners { metrics }, shutdown, immediately).await?;
         }
         Command::Status { data_dir } => println!("{}", edge::status(&data_dir)?),
     }

@@ -22,6 +22,26 @@ pub struct EdgeSettings {
     pub protocol_log: LogSettings,
     /// How partner certificates are judged.
     pub domain_security: DomainSecuritySettings,
+    /// How a stop drains the relay.
+    pub shutdown: ShutdownSettings,
+}
+
+/// What `SIGTERM` does (`[shutdown]`): stop accepting, answer idle sessions
+/// `421 4.3.2`, let transactions in DATA or BDAT and deliveries in flight finish,
+/// then exit. A second signal, or the deadline, ends the wait at once; the spool
+/// is safe either way.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSettings {
+    /// The longest a stop waits for sessions and deliveries to finish (0: not at all).
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { drain_timeout: Duration::from_secs(30) }
+    }
 }
 
 /// How this edge judges partners' certificates (Domain Security).

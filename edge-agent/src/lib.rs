@@ -65,7 +65,14 @@ pub struct Listeners {
 
 /// Runs the edge until `shutdown`: the SMTP relay on the stored configuration,
 /// kept in sync with the controller, with metrics where a listener is given.
-pub async fn run(options: RunOptions, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Then drains (see [`config::ShutdownSettings`]) until every session and delivery
+/// has finished, the drain deadline passes, or `immediately` is cancelled.
+pub async fn run(
+    options: RunOptions,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    immediately: CancellationToken,
+) -> anyhow::Result<()> {
     let sync = SyncSettings { heartbeat_interval: options.heartbeat_interval, ..SyncSettings::default() };
     let mut agent = EdgeAgent::load(DataDir::new(&options.data_dir), sync)?;
     let relay = Relay::start(&options.data_dir, &options.settings, agent.config(), agent.listening(), &shutdown)
@@ -80,9 +87,27 @@ pub async fn run(options: RunOptions, listeners: Listeners, shutdown: Cancellati
         let endpoints = domainsec_daemon::http::Endpoints { metrics: relay.exposition(), ready };
         tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, shutdown.clone()));
     }
+    let tasks = relay.tasks.clone();
     agent.attach_relay(relay);
     agent.run(shutdown).await;
+    drain(&tasks, options.settings.shutdown.drain_timeout, &immediately).await;
     Ok(())
+}
+
+/// Waits for the relay's sessions and deliveries (each records its outcome, so
+/// nothing accepted downstream is sent again after a restart).
+async fn drain(tasks: &tokio_util::task::TaskTracker, deadline: Duration, immediately: &CancellationToken) {
+    tasks.close();
+    let running = tasks.len();
+    tracing::info!(running, deadline = %humantime::format_duration(deadline), "draining sessions and deliveries");
+    let started = tokio::time::Instant::now();
+    tokio::select! {
+        () = tasks.wait() => tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "drained"),
+        () = tokio::time::sleep(deadline) => {
+            tracing::warn!(left = tasks.len(), "drain deadline passed; stopping (the spool is safe)");
+        }
+        () = immediately.cancelled() => tracing::warn!(left = tasks.len(), "stopping without draining"),
+    }
 }
 
 /// `domainsec-edge status`: which configuration version the edge runs.

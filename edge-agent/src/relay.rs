@@ -10,7 +10,7 @@ use std::{
 };
 
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     apply::EdgeConfig,
@@ -41,6 +41,8 @@ pub struct Relay {
     pub maildir: PathBuf,
     /// Domain Security: CRL cache and counters.
     pub security: Arc<DomainSecurity>,
+    /// Every session and delivery in flight, so a stop can wait for them.
+    pub tasks: TaskTracker,
 }
 
 /// Why the relay cannot start.
@@ -72,6 +74,7 @@ impl Relay {
         shutdown: &CancellationToken,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(RelayMetrics::default());
+        let tasks = TaskTracker::new();
         let queue = Queue::open(data_dir.join("queue"), settings.queue.clone(), metrics.clone())
             .map_err(|source| StartError::Io { what: "the queue", source })?;
         let resolver = MxResolver::new(settings.dns.clone())?;
@@ -101,9 +104,11 @@ impl Relay {
             credentials,
             listening,
             security: security.clone(),
+            draining: shutdown.clone(),
+            tasks: tasks.clone(),
         });
         tokio::spawn(inbound.run(shutdown.clone()));
-        tokio::spawn(queue.clone().run(delivery.clone(), shutdown.clone()));
+        tokio::spawn(queue.clone().run(delivery.clone(), tasks.clone(), shutdown.clone()));
         let idle = settings.queue.connection_idle;
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -117,7 +122,7 @@ impl Relay {
         });
         // Counters are kept across restarts: saved every second when they changed, and at shutdown.
         let (saver, stop) = (security.clone(), shutdown.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
@@ -129,7 +134,7 @@ impl Relay {
                 }
             }
         });
-        Ok(Self { queue, metrics, receive_log, send_log, maildir, security })
+        Ok(Self { queue, metrics, receive_log, send_log, maildir, security, tasks })
     }
 }
 

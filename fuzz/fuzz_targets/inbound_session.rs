@@ -92,6 +92,7 @@ fuzz_target!(|data: &[u8]| {
         metrics,
         security: security.clone(),
         budget: BodyBudget::new(limits.max_receiving_memory),
+        draining: tokio_util::sync::CancellationToken::new(),
         local: "10.0.0.5:25".parse().expect("local address"),
         remote: "192.0.2.9:13071".parse().expect("remote address"),
     });

@@ -20,7 +20,7 @@ use tokio::{
     sync::watch,
     time::Instant,
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use self::{
@@ -66,6 +66,10 @@ pub struct InboundParts {
     pub listening: Arc<Mutex<HashSet<SocketAddr>>>,
     /// Partner checks and counters.
     pub security: Arc<DomainSecurity>,
+    /// Cancelled when the edge stops: idle sessions answer `421 4.3.2` and close.
+    pub draining: CancellationToken,
+    /// Every session, so a stop can wait for transactions in DATA to finish.
+    pub tasks: TaskTracker,
 }
 
 #[derive(Default)]
@@ -145,7 +149,7 @@ impl Inbound {
                     let _ = stream.set_nodelay(true);
                     let session_id = new_session_id();
                     let span = info_span!("smtp", session = %session_id, peer = %remote);
-                    tokio::spawn(self.clone().session(stream, binding, remote, session_id).instrument(span));
+                    self.parts.tasks.spawn(self.clone().session(stream, binding, remote, session_id).instrument(span));
                 }
                 Err(error) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -194,6 +198,7 @@ impl Inbound {
             metrics: self.parts.metrics.clone(),
             security: self.parts.security.clone(),
             budget: self.budget.clone(),
+            draining: self.parts.draining.clone(),
             local,
             remote,
         });

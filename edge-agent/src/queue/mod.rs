@@ -13,7 +13,7 @@ use std::{
 };
 
 use tokio::{sync::Notify, time::Instant};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument as _, error, info_span, warn};
 
 use self::spool::{Envelope, Outcome, Spool};
@@ -238,8 +238,9 @@ impl Queue {
     }
 
     /// Runs the scheduler until `shutdown`: each due message is handed to
-    /// `delivery` (at most `max_deliveries` at once).
-    pub async fn run(self, delivery: Arc<delivery::Delivery>, shutdown: CancellationToken) {
+    /// `delivery` (at most `max_deliveries` at once) in a task of `tasks`, so a stop
+    /// can let deliveries in flight finish and record their outcome.
+    pub async fn run(self, delivery: Arc<delivery::Delivery>, tasks: TaskTracker, shutdown: CancellationToken) {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.inner.settings.max_deliveries.max(1)));
         loop {
             let capacity = slots.available_permits();
@@ -248,7 +249,7 @@ impl Queue {
                 let Ok(permit) = slots.clone().acquire_owned().await else { return };
                 let span = info_span!("delivery", queue_id = %message.envelope.id);
                 let (queue, delivery) = (self.clone(), delivery.clone());
-                tokio::spawn(
+                tasks.spawn(
                     async move {
                         let id = message.envelope.id.clone();
                         let report = delivery.deliver(&queue, message).await;

@@ -2,6 +2,7 @@
 
 mod delivery;
 mod domain_security;
+mod drain;
 mod inbound;
 mod operations;
 mod pki;

@@ -174,6 +174,13 @@ impl TestRelay {
         relay
     }
 
+    /// Starts a stop, as SIGTERM does: listeners close, idle sessions get `421`,
+    /// no new deliveries start; `relay.tasks` finishes once the rest has.
+    pub fn begin_drain(&self) {
+        self.shutdown.cancel();
+        self.relay.tasks.close();
+    }
+
     /// The address of the first binding of the connector named `name`.
     pub fn address(&self, name: &str) -> SocketAddr {
         let config = self.config.borrow().clone().unwrap();

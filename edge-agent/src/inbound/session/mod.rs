@@ -50,6 +50,9 @@ pub struct SessionContext {
     pub security: Arc<DomainSecurity>,
     /// Memory for bodies being received, shared by every session.
     pub budget: Arc<BodyBudget>,
+    /// Cancelled when the edge stops: a session waiting for a command (not in the
+    /// middle of BDAT) answers `421 4.3.2` and closes.
+    pub draining: tokio_util::sync::CancellationToken,
     /// Our address.
     pub local: SocketAddr,
     /// The client's address.
@@ -144,6 +147,21 @@ impl Session {
         connection.reply(reply);
     }
 
+    /// The edge is stopping: `421 4.3.2` to the next command, then close (RFC 5321
+    /// §3.8). A transaction in DATA finished before this; one in BDAT finishes first.
+    async fn close_for_shutdown<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>) -> Next {
+        let reply = Reply::new(421, "4.3.2", format!("{} Service shutting down; try again later", self.context.fqdn));
+        self.send(connection, &reply);
+        let _ = connection.flush().await;
+        self.log.record(Event::Information, "", "Shutting down");
+        Next::Close
+    }
+
+    /// True while a message is arriving in BDAT chunks (it is allowed to finish).
+    fn in_bdat(&self) -> bool {
+        self.transaction.as_ref().is_some_and(|t| t.chunks.is_some())
+    }
+
     /// After the TLS handshake: RFC 3207 §4.2 — forget everything learned before.
     pub fn start_tls(&mut self, info: TlsInfo) {
         self.helo = None;
@@ -155,7 +173,13 @@ impl Session {
     /// Serves commands until QUIT, STARTTLS, an error limit, a timeout or disconnect.
     pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>) -> Next {
         loop {
-            let line = match connection.read_command(COMMAND_LINE_LIMIT).await {
+            let draining = self.context.draining.clone();
+            let read = tokio::select! {
+                biased;
+                () = draining.cancelled(), if !self.in_bdat() => return self.close_for_shutdown(connection).await,
+                read = connection.read_command(COMMAND_LINE_LIMIT) => read,
+            };
+            let line = match read {
                 Ok(line) => line,
                 Err(ReadError::Timeout) => {
                     let reply = Reply::new(421, "4.4.2", format!("{} Timeout; closing connection", self.context.fqdn));
