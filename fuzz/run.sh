@@ -31,6 +31,10 @@ case $seconds in
 esac
 fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$fuzz_dir"
+# The fuzz builds (release, coverage-instrumented) live in fuzz/target whatever the
+# caller's CARGO_TARGET_DIR says: they must not mix with the workspace's, and the
+# binaries are run from there below.
+export CARGO_TARGET_DIR="$fuzz_dir/target"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     if [ "${FUZZ_INSTALL:-0}" != 1 ]; then
