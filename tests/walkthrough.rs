@@ -42,24 +42,7 @@ async fn configure(org: &Organization, domain: &str, partner: &str, edge: &str, 
     ])
     .await;
     let inet = format!("127.0.0.1:{inet}");
-    org.ok(&[
-        "receive-connector",
-        "new",
-        "Inet",
-        "--edge",
-        edge,
-        "--bindings",
-        &inet,
-        "--domain-secure-enabled",
-        "true",
-        "--auth-mechanism",
-        "tls",
-        "--permission-groups",
-        "anonymous-users,partners",
-        "--protocol-logging-level",
-        "verbose",
-    ])
-    .await;
+    org.new_inet_connector(edge, &inet).await;
     let hub = format!("127.0.0.1:{hub}");
     org.ok(&[
         "receive-connector",

@@ -142,24 +142,7 @@ async fn configure(org: &Organization, port: u16) {
     org.ok(&["edge", "add", EDGE, "--fqdn", FQDN]).await;
     org.ok(&["transport-config", "set", "--tls-receive-domain-secure-list", "woodgrovebank.com,*.fabrikam.com"]).await;
     let binding = format!("127.0.0.1:{port}");
-    org.ok(&[
-        "receive-connector",
-        "new",
-        "Inet",
-        "--edge",
-        EDGE,
-        "--bindings",
-        &binding,
-        "--domain-secure-enabled",
-        "true",
-        "--auth-mechanism",
-        "tls",
-        "--permission-groups",
-        "anonymous-users,partners",
-        "--protocol-logging-level",
-        "verbose",
-    ])
-    .await;
+    org.new_inet_connector(EDGE, &binding).await;
     let config = org.ok(&["transport-config", "get"]).await;
     assert!(config.contains("woodgrovebank.com") && config.contains("*.fabrikam.com"), "{config}");
 }

@@ -228,6 +228,29 @@ impl Organization {
         run.stdout
     }
 
+    /// The paper's `Inet` receive connector on `edge` at `binding`: Domain Security on,
+    /// STARTTLS offered, anonymous users and partners, verbose protocol log.
+    pub async fn new_inet_connector(&self, edge: &str, binding: &str) {
+        self.ok(&[
+            "receive-connector",
+            "new",
+            "Inet",
+            "--edge",
+            edge,
+            "--bindings",
+            binding,
+            "--domain-secure-enabled",
+            "true",
+            "--auth-mechanism",
+            "tls",
+            "--permission-groups",
+            "anonymous-users,partners",
+            "--protocol-logging-level",
+            "verbose",
+        ])
+        .await;
+    }
+
     /// Runs dsctl with `-o json` and parses the output.
     pub async fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut full = vec!["-o", "json"];
