@@ -97,12 +97,21 @@ impl SecurityFailure {
         Reply::new(code, status, format!("Domain Security for {domain}: {problem}"))
     }
 
-    fn outbound_reply(&self) -> Reply {
+    /// The enhanced status an outbound failure keeps the message queued under:
+    /// `4.7.4` without STARTTLS, `4.7.5` for TLS or the certificate.
+    pub fn outbound_status(&self) -> &'static str {
         match self {
-            Self::StartTlsNotOffered | Self::StartTlsRefused(_) => Reply::new(451, "4.7.4", self.to_string()),
-            Self::Peer(failure) => Reply::new(451, "4.7.5", format!("Server certificate not verified: {failure}")),
-            other => Reply::new(451, "4.7.5", other.to_string()),
+            Self::StartTlsNotOffered | Self::StartTlsRefused(_) => "4.7.4",
+            _ => "4.7.5",
         }
+    }
+
+    fn outbound_reply(&self) -> Reply {
+        let text = match self {
+            Self::Peer(failure) => format!("Server certificate not verified: {failure}"),
+            other => other.to_string(),
+        };
+        Reply::new(451, self.outbound_status(), text)
     }
 }
 

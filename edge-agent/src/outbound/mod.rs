@@ -61,7 +61,7 @@ impl AttemptError {
     /// The enhanced status for a queue entry that this error deferred.
     pub fn status(&self) -> &'static str {
         match self {
-            Self::DomainSecurity(failure) => failure.reply(Direction::Outbound, false, "").status,
+            Self::DomainSecurity(failure) => failure.outbound_status(),
             Self::Transport(_) | Self::Refused(_) => "4.4.1",
         }
     }
