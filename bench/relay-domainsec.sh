@@ -13,6 +13,11 @@
 #
 # Environment: EDGE_PORT (2725) SINK_PORT (2726) MESSAGES (20000) CONCURRENCY (20)
 #   SIZE (4096) WARMUP (500) TIMEOUT (300s) DESTINATION_CONCURRENCY (20) KEEP.
+#   RESTART_AFTER (unset): seconds into the load at which the edge gets RESTART_SIGNAL (TERM)
+#   and is started again on the same spool (bench/drain.sh); the JSON then has a "restart"
+#   member (exit code, drain_ms = signal → exit, down_ms = signal → listening again).
+#   EDGE_CPUS, LOAD_CPUS (unset): taskset CPU lists for the edge and for relay-bench.
+#   RECONNECT_WINDOW (30s): how long the load generator keeps reconnecting meanwhile.
 set -euo pipefail
 
 EDGE_PORT="${EDGE_PORT:-2725}"
@@ -79,22 +84,56 @@ static_only = true
 [dns.hosts]
 "sink.example.net" = ["127.0.0.1:$SINK_PORT"]
 TOML
-RUST_LOG=warn "$bin/domainsec-edge" run --data-dir "$work/edge" --config "$work/edge.toml" >"$work/edge.log" 2>&1 &
-edge_pid=$!
-pids+=($edge_pid)
+start_edge() {
+    RUST_LOG=warn ${EDGE_CPUS:+taskset -c "$EDGE_CPUS"} "$bin/domainsec-edge" run --data-dir "$work/edge" --config "$work/edge.toml" >>"$work/edge.log" 2>&1 &
+    edge_pid=$!
+    pids+=($edge_pid)
+}
+wait_for_port() {
+    for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$EDGE_PORT") 2>/dev/null && return 0; sleep 0.05; done
+    die "the edge does not listen on $EDGE_PORT; see $work/edge.log"
+}
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+start_edge
 # A self-signed SMTP certificate so the edge offers STARTTLS (the load generator accepts any).
 "$bin/dsctl" cert new --edge bench1 --subject-name "CN=bench1.contoso.com" --domain-name bench1.contoso.com \
     --enable smtp >/dev/null || die "certificate task failed; see $work/edge.log"
-for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$EDGE_PORT") 2>/dev/null && break; sleep 0.2; done
+wait_for_port
 
 say "relay-bench → domainsec-edge 127.0.0.1:$EDGE_PORT → sink 127.0.0.1:$SINK_PORT: $MESSAGES messages, $CONCURRENCY connections, $SIZE bytes"
-result="$("$bin/relay-bench" run --target "127.0.0.1:$EDGE_PORT" --sink-listen "127.0.0.1:$SINK_PORT" --starttls \
-    --messages "$MESSAGES" --warmup "$WARMUP" --concurrency "$CONCURRENCY" --size "$SIZE" --timeout "$TIMEOUT" --json)"
+bench_args=(run --target "127.0.0.1:$EDGE_PORT" --sink-listen "127.0.0.1:$SINK_PORT" --starttls
+    --messages "$MESSAGES" --warmup "$WARMUP" --concurrency "$CONCURRENCY" --size "$SIZE" --timeout "$TIMEOUT"
+    --reconnect-window "${RECONNECT_WINDOW:-30s}" --json)
+restart='null'
+if [[ -z "${RESTART_AFTER:-}" ]]; then
+    result="$(${LOAD_CPUS:+taskset -c "$LOAD_CPUS"} "$bin/relay-bench" "${bench_args[@]}")"
+else
+    # The restart benchmark (bench/drain.sh): RESTART_AFTER seconds into the load, send
+    # RESTART_SIGNAL (TERM) to the edge, time until it exits, start it again on the same data
+    # dir and spool; the load generator reconnects meanwhile.
+    ${LOAD_CPUS:+taskset -c "$LOAD_CPUS"} "$bin/relay-bench" "${bench_args[@]}" >"$work/result.json" &
+    bench_pid=$!
+    sleep "$RESTART_AFTER"
+    peak_before="$(awk '/VmHWM/ {print $2}' "/proc/$edge_pid/status")"
+    signalled=$(now_ms)
+    kill "-${RESTART_SIGNAL:-TERM}" "$edge_pid"
+    set +e; wait "$edge_pid"; edge_exit=$?; set -e
+    exited=$(now_ms)
+    start_edge
+    wait_for_port
+    listening=$(now_ms)
+    say "edge: SIG${RESTART_SIGNAL:-TERM} → exit $edge_exit after $((exited - signalled)) ms; listening again after $((listening - signalled)) ms"
+    restart="{\"signal\": \"${RESTART_SIGNAL:-TERM}\", \"exit_code\": $edge_exit, \"drain_ms\": $((exited - signalled)), \"down_ms\": $((listening - signalled)), \"peak_rss_kib_before\": $peak_before}"
+    set +e; wait "$bench_pid"; bench_exit=$?; set -e
+    result="$(cat "$work/result.json")"
+    [[ $bench_exit -eq 0 ]] || say "relay-bench exited $bench_exit (accepted messages not delivered before the deadline?)"
+fi
 peak_kib="$(awk '/VmHWM/ {print $2}' "/proc/$edge_pid/status")"
 echo "$result" | python3 -c '
 import json, sys
 result = json.load(sys.stdin)
 result["edge"] = {"peak_rss_kib": int(sys.argv[1])}
+result["restart"] = json.loads(sys.argv[2])
 print(json.dumps(result))
-' "$peak_kib"
+' "$peak_kib" "$restart"
 say "edge peak RSS $((peak_kib / 1024)) MiB"

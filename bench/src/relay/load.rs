@@ -36,6 +36,11 @@ pub struct Phase {
     pub delivery_elapsed: Option<Duration>,
     /// Bench ids of this phase that arrived at the sink.
     pub delivered: u64,
+    /// Bench ids the relay accepted (2xx after the dot) that had not arrived when the phase ended.
+    pub lost: u64,
+    /// Bench ids that arrived although the relay never acknowledged them to the load generator
+    /// (the connection broke before its reply): the sender would send these again.
+    pub arrived_unacknowledged: u64,
     /// Their end-to-end latencies, ns.
     pub end_to_end: Vec<u64>,
     /// The deadline passed before every accepted message arrived.
@@ -223,7 +228,7 @@ async fn phase(plan: &Arc<Plan>, ids: Range<u64>, arrivals: Option<&Arrivals>, a
     let claims = Arc::new(Claims { next: AtomicU64::new(ids.start), end: ids.end });
     let mut workers = JoinSet::new();
     for _ in 0..args.concurrency {
-        workers.spawn(worker(plan.clone(), claims.clone(), deadline));
+        workers.spawn(worker(plan.clone(), claims.clone(), deadline, args.reconnect_window));
     }
     let mut tally = Tally::default();
     while let Some(joined) = workers.join_next().await {
@@ -239,6 +244,8 @@ async fn phase(plan: &Arc<Plan>, ids: Range<u64>, arrivals: Option<&Arrivals>, a
         submit_elapsed,
         delivery_elapsed: None,
         delivered: 0,
+        lost: 0,
+        arrived_unacknowledged: 0,
         end_to_end: Vec::new(),
         timed_out: false,
     };
@@ -248,6 +255,13 @@ async fn phase(plan: &Arc<Plan>, ids: Range<u64>, arrivals: Option<&Arrivals>, a
     phase.timed_out = !wait_for_delivery(plan, arrivals, &phase.ids, deadline).await;
     phase.end_to_end = phase.ids.clone().filter_map(|id| arrivals.latency(id)).collect();
     phase.delivered = phase.end_to_end.len() as u64;
+    for id in phase.ids.clone() {
+        match (plan.is_accepted(id), arrivals.latency(id).is_some()) {
+            (true, false) => phase.lost += 1,
+            (false, true) => phase.arrived_unacknowledged += 1,
+            _ => {}
+        }
+    }
     let last = arrivals.last_arrival.load(Ordering::Relaxed);
     phase.delivery_elapsed = (phase.delivered > 0).then(|| Duration::from_nanos(last.saturating_sub(started_unix)));
     phase
@@ -272,10 +286,12 @@ async fn wait_for_delivery(plan: &Plan, arrivals: &Arrivals, ids: &Range<u64>, d
     }
 }
 
-/// Sends claimed messages until none are left, reconnecting after a connection error.
-async fn worker(plan: Arc<Plan>, claims: Arc<Claims>, deadline: Instant) -> Tally {
+/// Sends claimed messages until none are left, reconnecting after a connection error for as
+/// long as connections keep failing within `reconnect_window` of the last one that worked.
+async fn worker(plan: Arc<Plan>, claims: Arc<Claims>, deadline: Instant, reconnect_window: Duration) -> Tally {
     let mut tally = Tally::default();
     let mut failures_in_a_row = 0;
+    let mut last_progress = Instant::now();
     while !claims.exhausted() {
         let accepted_before = tally.submit.len();
         let result = tokio::time::timeout_at(deadline.into(), connection(&plan, &claims, &mut tally)).await;
@@ -291,8 +307,13 @@ async fn worker(plan: Arc<Plan>, claims: Arc<Claims>, deadline: Instant) -> Tall
         tally.failed += u64::from(tally.in_flight.take().is_some());
         tally.connection_errors += 1;
         tally.note(format!("connection: {error:#}"));
-        failures_in_a_row = if tally.submit.len() > accepted_before { 1 } else { failures_in_a_row + 1 };
-        if failures_in_a_row >= MAX_FAILURES_IN_A_ROW || Instant::now() >= deadline {
+        if tally.submit.len() > accepted_before {
+            failures_in_a_row = 1;
+            last_progress = Instant::now();
+        } else {
+            failures_in_a_row += 1;
+        }
+        if last_progress.elapsed() >= reconnect_window || Instant::now() >= deadline {
             tally.note(format!("worker gave up after {failures_in_a_row} failed connections in a row"));
             break;
         }
@@ -431,6 +452,10 @@ where
     stream.write_all(&envelope).await?;
     stream.flush().await?;
     let mail = read_reply(stream, line).await?;
+    if mail.is_closing() {
+        // 421 (e.g. the relay is shutting down): nothing more will be read on this connection.
+        return Ok(Some(mail));
+    }
     let rcpt = read_reply(stream, line).await?;
     let data = read_reply(stream, line).await?;
     if data.code != 354 {
@@ -490,7 +515,6 @@ fn filler(len: usize) -> Vec<u8> {
 
 const END_OF_DATA: &[u8] = b".\r\n";
 const MAX_SAMPLES: usize = 5;
-const MAX_FAILURES_IN_A_ROW: u32 = 50;
 const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
 #[cfg(test)]

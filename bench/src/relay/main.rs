@@ -87,6 +87,10 @@ struct RunArgs {
     /// Deadline of each phase (warm-up, measured), e.g. `300s` or `5m`.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// How long a worker keeps reconnecting while every attempt fails (e.g. while the relay
+    /// restarts), e.g. `5s` or `30s`.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    reconnect_window: Duration,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,

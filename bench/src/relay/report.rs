@@ -55,6 +55,8 @@ impl Summary {
             "submit_seconds": submit_seconds,
             "accepted_per_second": rate(accepted, submit_seconds),
             "delivered": arrivals.map(|_| phase.delivered),
+            "lost": arrivals.map(|_| phase.lost),
+            "arrived_unacknowledged": arrivals.map(|_| phase.arrived_unacknowledged),
             "delivery_seconds": delivery_seconds,
             "delivered_per_second": delivered_per_second,
             "timed_out": phase.timed_out,
