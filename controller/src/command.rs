@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: domainsec_daemon::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,9 +46,14 @@ enum Command {
     Serve {
         #[command(flatten)]
         common: CommonArgs,
-        /// Serve Prometheus metrics (connected edges, pushes, ACK latency) on this address.
-        #[arg(long)]
+        /// Serve Prometheus metrics (connected edges, pushes, ACK latency), /healthz and
+        /// /readyz in plain HTTP on this address.
+        #[arg(long, value_name = "ADDRESS")]
         metrics_listen: Option<SocketAddr>,
+        /// Serve gRPC health (grpc.health.v1) in plain HTTP/2, no client certificate, on
+        /// this address: for grpc_health_probe, load balancers and Kubernetes grpc probes.
+        #[arg(long, value_name = "ADDRESS")]
+        health_listen: Option<SocketAddr>,
     },
     /// Manage admin credentials.
     #[command(subcommand)]
@@ -159,8 +166,8 @@ impl CommonArgs {
 }
 
 /// Logs go to stderr; `RUST_LOG` filters (default `info`).
-pub fn init_tracing() {
-    domainsec_daemon::init_tracing("info,sqlx=warn");
+pub fn init_tracing(cli: &Cli) {
+    domainsec_daemon::init_tracing("info,sqlx=warn", cli.log.log_format);
 }
 
 /// Runs one command.
@@ -188,7 +195,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve { common, metrics_listen } => serve(common.resolve()?, metrics_listen).await,
+        Command::Serve { common, metrics_listen, health_listen } => {
+            serve(common.resolve()?, metrics_listen, health_listen).await
+        }
         Command::RotateEdgeCertificate { step, common } => {
             let config = common.resolve()?;
             let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
@@ -257,7 +266,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config, metrics_listen: Option<SocketAddr>) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    metrics_listen: Option<SocketAddr>,
+    health_listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("bind the admin API to {}", config.admin_listen))?;
@@ -266,15 +279,15 @@ async fn serve(config: Config, metrics_listen: Option<SocketAddr>) -> anyhow::Re
         .with_context(|| format!("bind the edge port to {}", config.edge_listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(domainsec_daemon::cancel_on_signal(shutdown.clone(), CancellationToken::new()));
-    let metrics = match metrics_listen {
-        Some(address) => Some(
-            tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("bind the metrics listener to {address}"))?,
-        ),
-        None => None,
-    };
-    controller::run(config, controller::Listeners { admin, edge, metrics }, shutdown).await
+    let metrics = bind_optional(metrics_listen, "the metrics listener").await?;
+    let health = bind_optional(health_listen, "the health listener").await?;
+    controller::run(config, controller::Listeners { admin, edge, metrics, health }, shutdown).await
+}
+
+async fn bind_optional(address: Option<SocketAddr>, what: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(address) = address else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("bind {what} to {address}"))?;
+    Ok(Some(listener))
 }
 
 fn default_controllers(given: Vec<String>, config: &Config) -> Vec<String> {

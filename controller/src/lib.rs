@@ -14,6 +14,7 @@
 //! - [`grpc`]: the admin API over mutual TLS.
 //! - [`edgesync`]: the edge port: subscription and EdgeSync with direct trust.
 //! - [`metrics`]: Prometheus text on `--metrics-listen` (connected edges, pushes, ACK latency).
+//! - [`health`]: gRPC health on the admin port and, without a client certificate, on `--health-listen`.
 
 pub mod authz;
 pub mod bootstrap;
@@ -22,6 +23,7 @@ pub mod db;
 pub mod directory;
 pub mod edgesync;
 pub mod grpc;
+pub mod health;
 pub mod metrics;
 pub mod pki;
 pub mod rotation;
@@ -41,8 +43,10 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// The edge port (subscription and EdgeSync).
     pub edge: TcpListener,
-    /// Prometheus metrics, when asked for.
+    /// Prometheus metrics, `/healthz` and `/readyz`, when asked for.
     pub metrics: Option<TcpListener>,
+    /// gRPC health in plain HTTP/2 (no client certificate), when asked for.
+    pub health: Option<TcpListener>,
 }
 
 /// Runs the controller on already bound listeners until `shutdown`.
@@ -84,21 +88,44 @@ pub async fn serve(
         controller_id: config.controller_id.clone(),
         seal: seal.clone(),
     };
-    let (handle, edge_task) = edgesync::start(pool.clone(), port, shutdown.clone()).await?;
+    // A stop is ordered: health reports NOT_SERVING first (`shutdown`), then the ports
+    // close and the edges' streams are released (`stopping`); the health and metrics
+    // listeners stay up until the end (`stopped`), so probes see the stop.
+    let stopping = CancellationToken::new();
+    let stopped = CancellationToken::new();
+    let _stopped_on_return = stopped.clone().drop_guard();
+    let health = health::Health::start(pool.clone(), stopping.clone()).await;
+    tokio::spawn({
+        let (health, stopping, stopped) = (health.clone(), stopping.clone(), stopped.clone());
+        async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = stopped.cancelled() => {}
+            }
+            health.stop().await;
+            stopping.cancel();
+        }
+    });
+    if let Some(listener) = listeners.health {
+        tracing::info!(address = %listener.local_addr()?, "serving gRPC health without client certificates");
+        tokio::spawn(health.clone().serve_plain(listener, stopped.clone()));
+    }
+    let (handle, edge_task) = edgesync::start(pool.clone(), port, stopping.clone()).await?;
     if let Some(listener) = listeners.metrics {
         tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
         let endpoints = domainsec_daemon::http::Endpoints {
             metrics: metrics::render(handle.fleet.clone()),
-            ready: db::readiness(pool.clone()),
+            ready: domainsec_daemon::http::unless_stopping(db::readiness(pool.clone()), stopping.clone()),
         };
-        tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, shutdown.clone()));
+        tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, stopped.clone()));
     }
     let directory = directory::Directory::new(pool).with_edge_side(directory::EdgeSide {
         endpoints: config.edge_endpoints.clone(),
         handle,
         seal,
     });
-    grpc::serve_admin(directory, tls, listeners.admin, shutdown).await.context("serve the admin API")?;
+    domainsec_daemon::systemd::notify_ready();
+    grpc::serve_admin(directory, tls, health, listeners.admin, stopping).await.context("serve the admin API")?;
     let _ = edge_task.await;
     tracing::info!("controller stopped");
     Ok(())

@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = command::Cli::parse();
-    command::init_tracing();
+    command::init_tracing(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -28,6 +28,8 @@ pub struct TestController {
     pub address: SocketAddr,
     /// The edge port address.
     pub edge_address: SocketAddr,
+    /// The plain gRPC health listener (no client certificate).
+    pub health_address: SocketAddr,
     /// The per-test directory (state dir, credential files), shared by replicas.
     pub dir: Arc<TempDir>,
     /// The test's database.
@@ -92,6 +94,10 @@ impl TestController {
     fn launch(pool: PgPool, dir: Arc<TempDir>, admin: tokio::net::TcpListener, edge: tokio::net::TcpListener) -> Self {
         let address = admin.local_addr().expect("local address");
         let edge_address = edge.local_addr().expect("local address");
+        let health = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the health listener");
+        let health_address = health.local_addr().expect("local address");
+        health.set_nonblocking(true).expect("non-blocking");
+        let health = tokio::net::TcpListener::from_std(health).expect("health listener");
         let config = Config {
             database_url: String::new(),
             admin_listen: address,
@@ -106,12 +112,12 @@ impl TestController {
         let token = shutdown.clone();
         let serve_pool = pool.clone();
         let task = tokio::spawn(async move {
-            let listeners = crate::Listeners { admin, edge, metrics: None };
+            let listeners = crate::Listeners { admin, edge, metrics: None, health: Some(health) };
             if let Err(error) = crate::serve(serve_pool, &config, listeners, token).await {
                 eprintln!("test controller stopped: {error:#}");
             }
         });
-        Self { address, edge_address, dir, pool, shutdown, task: Some(task) }
+        Self { address, edge_address, health_address, dir, pool, shutdown, task: Some(task) }
     }
 
     /// The org-admin credential that `init` wrote.

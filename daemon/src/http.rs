@@ -28,6 +28,20 @@ pub struct Endpoints {
     pub ready: Ready,
 }
 
+/// `ready`, except "shutting down" once `stopping` is cancelled: a stopping daemon is
+/// taken out of rotation before its ports close.
+pub fn unless_stopping(ready: Ready, stopping: CancellationToken) -> Ready {
+    Arc::new(move || {
+        let (ready, stopping) = (ready.clone(), stopping.clone());
+        Box::pin(async move {
+            if stopping.is_cancelled() {
+                return Err("shutting down".to_owned());
+            }
+            ready().await
+        })
+    })
+}
+
 /// Serves `endpoints` on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, endpoints: Endpoints, shutdown: CancellationToken) {
     loop {
@@ -105,5 +119,14 @@ mod tests {
         assert!(get(address, "/readyz").await.ends_with("\r\n\r\nready\n"));
         assert!(get(address, "/metrics").await.ends_with("x_total 1\n"));
         shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_stopping_daemon_is_not_ready_although_its_check_passes() {
+        let stopping = CancellationToken::new();
+        let ready = unless_stopping(Arc::new(|| Box::pin(async { Ok(()) })), stopping.clone());
+        assert_eq!(ready().await, Ok(()));
+        stopping.cancel();
+        assert_eq!(ready().await, Err("shutting down".to_owned()));
     }
 }

@@ -6,19 +6,42 @@
 //!   `/readyz` (it can do its job) on one plain-HTTP listener, no client
 //!   certificate, so probes and load balancers can call it.
 //! - [`exposition`]: the Prometheus text format written by convention.
+//! - [`systemd`]: `READY=1` / `STOPPING=1` for `Type=notify` units.
 //! - [`cancel_on_signal`], [`init_tracing`].
 
 pub mod exposition;
 pub mod http;
+pub mod systemd;
 
 use tokio_util::sync::CancellationToken;
 
-/// Logs to stderr with `RUST_LOG` (else `default_filter`), colours only on a terminal.
-pub fn init_tracing(default_filter: &str) {
+/// How log lines are written (`--log-format`, or `DOMAINSEC_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event; colours only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields, span), for log shippers.
+    Json,
+}
+
+/// The `--log-format` flag both daemons take (flattened into their command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log line format on stderr; RUST_LOG filters what is logged (e.g. `info,edge::inbound=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DOMAINSEC_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// Logs to stderr in `format` with `RUST_LOG` (else `default_filter`).
+pub fn init_tracing(default_filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C (SIGINT), and `immediately` on a second
@@ -28,6 +51,7 @@ pub async fn cancel_on_signal(shutdown: CancellationToken, immediately: Cancella
         return;
     }
     tracing::info!("shutting down; a second signal stops at once");
+    systemd::notify_stopping();
     shutdown.cancel();
     if next_signal().await {
         tracing::warn!("second signal: stopping without waiting");

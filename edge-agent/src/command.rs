@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: domainsec_daemon::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,8 +52,8 @@ enum Command {
 }
 
 /// Logs to stderr, `RUST_LOG` or `info`, colours only on a terminal.
-pub fn init_tracing() {
-    domainsec_daemon::init_tracing("info");
+pub fn init_tracing(cli: &Cli) {
+    domainsec_daemon::init_tracing("info", cli.log.log_format);
 }
 
 /// Runs one command.

@@ -81,14 +81,19 @@ pub async fn run(
     if queued > 0 {
         tracing::info!(queued, "picked up queued messages from the spool");
     }
+    // The operations endpoint outlives the drain (`/readyz` says "shutting down" during it).
+    let stopped = CancellationToken::new();
+    let _stopped_on_return = stopped.clone().drop_guard();
     if let Some(listener) = listeners.metrics {
         tracing::info!(address = ?listener.local_addr().ok(), "serving /metrics, /healthz and /readyz");
         let ready = readiness(agent.config(), agent.listening(), options.data_dir.join("queue").join("tmp"));
+        let ready = domainsec_daemon::http::unless_stopping(ready, shutdown.clone());
         let endpoints = domainsec_daemon::http::Endpoints { metrics: relay.exposition(), ready };
-        tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, shutdown.clone()));
+        tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, stopped.clone()));
     }
     let tasks = relay.tasks.clone();
     agent.attach_relay(relay);
+    domainsec_daemon::systemd::notify_ready();
     agent.run(shutdown).await;
     drain(&tasks, options.settings.shutdown.drain_timeout, &immediately).await;
     Ok(())

@@ -10,7 +10,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = command::Cli::parse();
-    command::init_tracing();
+    command::init_tracing(&cli);
     let result = tokio::runtime::Runtime::new()
         .context("start the async runtime")
         .and_then(|runtime| runtime.block_on(command::execute(cli)));

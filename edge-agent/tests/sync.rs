@@ -264,3 +264,40 @@ async fn sync_and_rotation_commands_refuse_what_makes_no_sense(pool: PgPool) {
     let error = rotation::activate(&controller.pool, &state).await.unwrap_err().to_string();
     assert!(error.starts_with("no staged certificate"), "{error}");
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_stopping_replica_releases_its_edges_to_the_other_one(pool: PgPool) {
+    use edge::store::DataDir;
+    let mut first = TestController::start(pool).await;
+    let second = first.replica().await;
+    // An edge whose subscription names both replicas, the first one first.
+    let mut admin = first.org_admin().await;
+    let file = crate::support::subscription_file(&mut admin, first.dir.path(), "mail1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path().join("data"));
+    edge::control::subscribe::subscribe(&file, &data).await.unwrap();
+    let mut trust = data.load_trust().unwrap();
+    trust.endpoints = vec![first.edge_address.to_string(), second.edge_address.to_string()];
+    data.store_trust(&trust).unwrap();
+    let mut mail1 = TestEdge::start(dir);
+    mail1.wait_for_version(current_version(&mut admin).await).await;
+    let first_holder = format!("test@{}", first.edge_address);
+    eventually("mail1 held by the first replica", || {
+        let (mut admin, holder) = (admin.clone(), first_holder.clone());
+        async move { fleet_row(&mut admin, "mail1").await.filter(|r| r.connected && r.controller == holder) }
+    })
+    .await;
+
+    // The first replica stops: it releases the stream, the edge goes to the second one,
+    // and the fleet shows it there (never "connected" to the stopped one).
+    first.stop().await;
+    let mut admin = second.org_admin().await;
+    let second_holder = format!("test@{}", second.edge_address);
+    eventually("mail1 held by the second replica", || {
+        let (mut admin, holder) = (admin.clone(), second_holder.clone());
+        async move { fleet_row(&mut admin, "mail1").await.filter(|r| r.connected && r.controller == holder) }
+    })
+    .await;
+    let version = admin.set_transport_config(secure_list(&["fabrikam.com"])).await.unwrap().into_inner().config_version;
+    mail1.wait_for_version(version).await;
+}

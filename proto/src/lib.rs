@@ -45,6 +45,11 @@ pub mod edge {
     /// lists, a certificate task).
     pub const MAX_CONTROLLER_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+    /// Metadata key on the `UNAVAILABLE` status with which a stopping controller
+    /// releases an edge's stream: the edge connects to its next controller endpoint at
+    /// once instead of after its backoff.
+    pub const CONTROLLER_STOPPING_METADATA: &str = "domainsec-controller-stopping";
+
     impl QueueAction {
         /// The action as a word: the task name's suffix and the deprecated
         /// `QueueCommand.action` that older edges read.

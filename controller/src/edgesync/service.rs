@@ -186,7 +186,10 @@ impl EdgeStream {
                     let _ = self.sender.send(Box::new(Err(Status::permission_denied("this edge was removed or reconnected elsewhere")))).await;
                     break "cut off";
                 }
-                changed = versions.changed() => if changed.is_err() { break "controller stopping" },
+                changed = versions.changed() => if changed.is_err() {
+                    let _ = self.sender.send(Box::new(Err(controller_stopping()))).await;
+                    break "controller stopping";
+                },
                 () = self.handle.resync.notified() => self.force = true,
                 () = self.handle.tasks.notified() => {
                     if let Err(reason) = self.send_tasks().await {
@@ -348,3 +351,13 @@ fn pem(der: &[u8]) -> String {
 const OUTBOUND_BUFFER: usize = 4;
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(2);
+
+/// The status a stopping controller ends each edge's stream with, so the edge goes to
+/// another replica at once (see [`proto::edge::CONTROLLER_STOPPING_METADATA`]).
+fn controller_stopping() -> Status {
+    let mut status = Status::unavailable("the controller is stopping; connect to another replica");
+    status
+        .metadata_mut()
+        .insert(proto::edge::CONTROLLER_STOPPING_METADATA, tonic::metadata::MetadataValue::from_static("1"));
+    status
+}

@@ -34,14 +34,13 @@ pub struct AdminTls {
 pub async fn serve_admin(
     directory: directory::Directory,
     tls: AdminTls,
+    health: crate::health::Health,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let tls_config = ServerTlsConfig::new()
         .identity(Identity::from_pem(&tls.certificate_pem, &tls.key_pem))
         .client_ca_root(Certificate::from_pem(&tls.ca_certificate_pem));
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<proto::admin::admin_server::AdminServer<AdminService>>().await;
     let incoming = tokio_stream_incoming(listener);
     info!("admin API serving");
     Server::builder()
@@ -50,7 +49,7 @@ pub async fn serve_admin(
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .tcp_nodelay(true)
         .trace_fn(|request| tracing::info_span!("admin", method = %request.uri().path()))
-        .add_service(health_service)
+        .add_service(health.service())
         .add_service(proto::admin::admin_server::AdminServer::new(AdminService::new(directory)))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await

@@ -88,6 +88,9 @@ enum SyncError {
     /// The controller ended the stream.
     #[error("the controller closed the stream")]
     ClosedByController,
+    /// The controller is stopping and released the stream: go to another replica now.
+    #[error("the controller is stopping")]
+    ControllerStopping,
     /// The stream failed with a gRPC status.
     #[error("{0}")]
     Status(String),
@@ -178,7 +181,12 @@ impl EdgeAgent {
                     if connected {
                         attempt = 0;
                     }
-                    let delay = backoff(attempt, self.settings.max_backoff);
+                    // A stopping controller released us: another replica, if there is one, now.
+                    let delay = if matches!(cause, SyncError::ControllerStopping) && endpoints.len() > 1 {
+                        Duration::ZERO
+                    } else {
+                        backoff(attempt, self.settings.max_backoff)
+                    };
                     let reason = if connected { format!("connected, then {cause}") } else { cause.to_string() };
                     warn!(%endpoint, %reason, retry_in = ?delay, "controller stream lost");
                     attempt = attempt.saturating_add(1);
@@ -259,6 +267,9 @@ impl EdgeAgent {
                     }
                     Ok(Some(_)) => {}
                     Ok(None) => return StreamEnd::Lost { connected, cause: SyncError::ClosedByController },
+                    Err(status) if status.metadata().contains_key(proto::edge::CONTROLLER_STOPPING_METADATA) => {
+                        return StreamEnd::Lost { connected, cause: SyncError::ControllerStopping };
+                    }
                     Err(status) => {
                         return StreamEnd::Lost { connected, cause: SyncError::Status(status.message().to_owned()) };
                     }
