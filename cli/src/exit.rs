@@ -10,6 +10,9 @@ pub enum Incomplete {
     /// Some edges run another configuration than the directory's (or NACKed it).
     #[error("{count} edge(s) not in sync: {edges}")]
     NotInSync { count: usize, edges: String },
+    /// Edges that did not answer a push in time, or are not connected.
+    #[error("{count} edge(s) did not ACK version {version} in time: {edges}")]
+    NoAck { count: usize, edges: String, version: u64 },
     /// The edge had not run the task when the wait ended.
     #[error("task {task} still queued after {waited}; see it later with: dsctl cert task {task}")]
     StillQueued { task: String, waited: String },
@@ -37,7 +40,7 @@ fn number(error: &anyhow::Error) -> u8 {
     if let Some(incomplete) = error.downcast_ref::<Incomplete>() {
         return match incomplete {
             Incomplete::NotInSync { .. } => NOT_IN_SYNC,
-            Incomplete::StillQueued { .. } => TIMED_OUT,
+            Incomplete::StillQueued { .. } | Incomplete::NoAck { .. } => TIMED_OUT,
         };
     }
     let Some(status) = error.downcast_ref::<tonic::Status>() else { return FAILED };

@@ -3,6 +3,54 @@
 use clap::ValueEnum;
 use proto::admin as pb;
 
+/// `--key-algorithm`: the key an edge makes for a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgorithm {
+    /// ECDSA on P-256 with SHA-256 (the default).
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+    /// ECDSA on P-384 with SHA-384.
+    #[value(name = "ecdsa-p384")]
+    EcdsaP384,
+    /// RSA, 2048-bit modulus.
+    #[value(name = "rsa2048", alias = "rsa-2048")]
+    Rsa2048,
+    /// RSA, 3072-bit modulus.
+    #[value(name = "rsa3072", alias = "rsa-3072")]
+    Rsa3072,
+}
+
+impl KeyAlgorithm {
+    /// The word the API takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EcdsaP256 => "ecdsa-p256",
+            Self::EcdsaP384 => "ecdsa-p384",
+            Self::Rsa2048 => "rsa2048",
+            Self::Rsa3072 => "rsa3072",
+        }
+    }
+}
+
+/// `--services` / `--enable`: what a certificate is enabled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Service {
+    /// The edge's SMTP service: STARTTLS and Domain Security's mutual TLS.
+    Smtp,
+}
+
+impl Service {
+    /// The words the API takes.
+    pub fn words(services: &[Self]) -> Vec<String> {
+        services
+            .iter()
+            .map(|service| match service {
+                Self::Smtp => "smtp".to_owned(),
+            })
+            .collect()
+    }
+}
+
 /// `--protocol-logging-level`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 #[value(rename_all = "kebab-case")]
@@ -142,6 +190,19 @@ pub fn parse_size(input: &str) -> Result<u64, String> {
     };
     let value: u64 = number.parse().map_err(|_| format!("{input:?} is not a size; use e.g. 10MB or 10485760"))?;
     value.checked_mul(multiplier).ok_or_else(|| format!("{input:?} is too large"))
+}
+
+/// `--timeout` of a command the controller waits for: a duration up to
+/// [`crate::client::MAX_WAIT`].
+pub fn parse_wait(word: &str) -> Result<std::time::Duration, String> {
+    let wait = humantime::parse_duration(word).map_err(|error| format!("{error} (e.g. 30s, 2m)"))?;
+    if wait > crate::client::MAX_WAIT {
+        return Err(format!(
+            "at most {} (the controller's longest wait)",
+            humantime::format_duration(crate::client::MAX_WAIT)
+        ));
+    }
+    Ok(wait)
 }
 
 #[cfg(test)]

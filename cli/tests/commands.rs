@@ -228,6 +228,14 @@ async fn subscribe_an_edge_and_watch_it_sync(pool: PgPool) {
     assert_eq!(run.code, Some(3), "test-sync with an edge behind: {}{}", run.stdout, run.stderr);
     assert!(run.stdout.lines().any(|l| l.starts_with("mail1") && l.contains("no")), "{}", run.stdout);
     assert!(run.stderr.contains("1 edge(s) not in sync: mail1"), "{}", run.stderr);
+    // A push it cannot answer: the per-edge table, then exit 4 (no ACK in time).
+    let run = dsctl(Some(&admin), &["edge", "sync", "mail1", "--timeout", "2s"]).await;
+    assert_eq!(run.code, Some(4), "sync to an edge that is not running: {}{}", run.stdout, run.stderr);
+    assert!(run.stdout.lines().any(|l| l.starts_with("mail1") && l.contains("not-connected")), "{}", run.stdout);
+    assert!(run.stderr.contains("1 edge(s) did not ACK version"), "{}", run.stderr);
+    let run = dsctl(Some(&admin), &["edge", "sync", "mail1", "--timeout", "6m"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("at most 5m (the controller's longest wait)"), "{}", run.stderr);
 
     let settings =
         SyncSettings { heartbeat_interval: std::time::Duration::from_millis(100), ..SyncSettings::default() };
@@ -378,4 +386,17 @@ async fn certificates_through_dsctl(pool: PgPool) {
     let out = ok(&admin, &["cert", "get", "--edge", "mail1"]).await;
     assert!(out.contains("(none)"), "{out}");
     shutdown.cancel();
+}
+
+#[tokio::test]
+async fn completion_scripts_need_no_credentials_and_list_the_enum_words() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = dsctl(None, &["completions", shell]).await;
+        assert_eq!(run.code, Some(0), "{shell}: {}", run.stderr);
+        for word in ["transport-config", "ecdsa-p384", "rsa3072", "verbose"] {
+            assert!(run.stdout.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let run = dsctl(None, &["completions", "powershell-ise"]).await;
+    assert_eq!(run.code, Some(2), "an unknown shell is a usage error: {}", run.stderr);
 }

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, builder::TypedValueParser as _};
 use controller::{
     bootstrap::{self, InitOptions, IssueOptions},
     config::{Config, ConfigFile, Overrides},
@@ -80,6 +80,9 @@ enum RotationStep {
 enum AdminCertCommand {
     /// List issued admin credentials.
     List {
+        /// Output format: a table for people, JSON (one array) for scripts.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -93,8 +96,8 @@ enum AdminCertCommand {
     },
     /// Issue a credential bundle for another admin.
     Issue {
-        /// org-admin, server-admin or view-only.
-        #[arg(long)]
+        /// The admin's role (what the credential may do).
+        #[arg(long, value_parser = role_parser())]
         role: Role,
         /// The admin's name.
         #[arg(long)]
@@ -170,6 +173,24 @@ pub fn init_tracing(cli: &Cli) {
     domainsec_daemon::init_tracing("info,sqlx=warn", cli.log.log_format);
 }
 
+/// `-o`: how `admin-cert list` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array.
+    Json,
+}
+
+fn credential_state(credential: &db::admins::AdminCredential) -> &'static str {
+    if credential.revoked_at.is_some() { "revoked" } else { "active" }
+}
+
+/// `--role`: the roles as possible values, so `--help` and completions list them.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str)).try_map(|word| word.parse::<Role>())
+}
+
 /// Runs one command.
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -219,21 +240,46 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::AdminCert(AdminCertCommand::List { common }) => {
+        Command::AdminCert(AdminCertCommand::List { format, common }) => {
             let config = common.resolve()?;
             let pool = db::connect(&config.database_url, 2).await.context("connect to the directory database")?;
-            println!("{:<20}  {:<12}  {:<12}  {:<26}  {:<10}  SHA-256", "NAME", "ROLE", "EDGES", "EXPIRES", "STATE");
-            for db::admins::ListedCredential { sha256, credential } in db::admins::list(&pool).await? {
-                let state = if credential.revoked_at.is_some() { "revoked" } else { "active" };
-                let edges = if credential.edges.is_empty() { "-".to_owned() } else { credential.edges.join(",") };
-                println!(
-                    "{:<20}  {:<12}  {:<12}  {:<26}  {:<10}  {sha256}",
-                    credential.name,
-                    credential.role,
-                    edges,
-                    credential.not_after.format("%Y-%m-%d %H:%M:%SZ"),
-                    state
-                );
+            let listed = db::admins::list(&pool).await?;
+            match format {
+                OutputFormat::Json => {
+                    let rows: Vec<_> = listed
+                        .iter()
+                        .map(|db::admins::ListedCredential { sha256, credential }| {
+                            serde_json::json!({
+                                "name": credential.name,
+                                "role": credential.role,
+                                "edges": credential.edges,
+                                "not_after": credential.not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                                "state": credential_state(credential),
+                                "revoked_at": credential.revoked_at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                                "sha256": sha256,
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                }
+                OutputFormat::Table => {
+                    println!(
+                        "{:<20}  {:<12}  {:<12}  {:<26}  {:<10}  SHA-256",
+                        "NAME", "ROLE", "EDGES", "EXPIRES", "STATE"
+                    );
+                    for db::admins::ListedCredential { sha256, credential } in &listed {
+                        let edges =
+                            if credential.edges.is_empty() { "-".to_owned() } else { credential.edges.join(",") };
+                        println!(
+                            "{:<20}  {:<12}  {:<12}  {:<26}  {:<10}  {sha256}",
+                            credential.name,
+                            credential.role,
+                            edges,
+                            credential.not_after.format("%Y-%m-%d %H:%M:%SZ"),
+                            credential_state(credential)
+                        );
+                    }
+                }
             }
             Ok(())
         }
@@ -292,4 +338,16 @@ async fn bind_optional(address: Option<SocketAddr>, what: &str) -> anyhow::Resul
 
 fn default_controllers(given: Vec<String>, config: &Config) -> Vec<String> {
     if given.is_empty() { vec![config.admin_listen.to_string()] } else { given }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every flag and positional argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        let missing = domainsec_daemon::arguments_without_help(&super::Cli::command());
+        assert!(missing.is_empty(), "{} arguments without help:\n{}", missing.len(), missing.join("\n"));
+    }
 }

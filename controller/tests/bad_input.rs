@@ -185,3 +185,14 @@ async fn connector_values_are_checked_field_by_field(pool: PgPool) {
     );
     assert_eq!(controller.config_version().await, version, "nothing was written");
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_sync_wait_longer_than_the_controller_allows_is_refused(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut client = controller.org_admin().await;
+    assert_status(
+        client.sync_edges(pb::SyncEdgesRequest { names: vec![], all: true, timeout_seconds: 301 }).await,
+        Code::InvalidArgument,
+        "timeout_seconds: 301 is more than the longest wait, 300 s",
+    );
+}

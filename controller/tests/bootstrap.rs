@@ -123,7 +123,10 @@ async fn admin_cert_issue_checks_role_and_scope(pool: PgPool) {
         &url,
     );
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("expected org-admin, server-admin or view-only"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid value 'superuser' for '--role <ROLE>'"), "{stderr}");
+    assert!(stderr.contains("[possible values: org-admin, server-admin, view-only]"), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "a usage error");
 
     let output = controller(
         &[
@@ -168,6 +171,15 @@ async fn admin_cert_issue_checks_role_and_scope(pool: PgPool) {
     let listing = String::from_utf8_lossy(&output.stdout);
     assert!(listing.lines().any(|l| l.starts_with("auditor") && l.contains("revoked")), "{listing}");
     assert!(listing.lines().any(|l| l.starts_with("admin") && l.contains("active")), "{listing}");
+    let output = controller(&["admin-cert", "list", "-o", "json", "--state-dir", &state], &url);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let state_of = |name: &str| {
+        listed.as_array().unwrap().iter().find(|c| c["name"] == name).map(|c| c["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state_of("auditor").as_deref(), Some("revoked"), "{listed}");
+    assert_eq!(state_of("admin").as_deref(), Some("active"), "{listed}");
+    assert_eq!(listed[0]["sha256"].as_str().map(str::len), Some(64));
     let output = controller(&["admin-cert", "revoke", "--name", "auditor", "--state-dir", &state], &url);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no active credential for \"auditor\""));

@@ -33,6 +33,29 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
+/// Every argument and subcommand of `command` (recursively) that has no help text, as
+/// "path id" lines: the three command lines' tests assert there are none.
+pub fn arguments_without_help(command: &clap::Command) -> Vec<String> {
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for argument in command.get_arguments() {
+            let id = argument.get_id().as_str();
+            let described = argument.get_help().is_some() || argument.get_long_help().is_some();
+            if !described && !matches!(id, "help" | "version") {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(format!("{path} {} (the command)", sub.get_name()));
+            }
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(command, command.get_name(), &mut missing);
+    missing
+}
+
 /// Logs to stderr in `format` with `RUST_LOG` (else `default_filter`).
 pub fn init_tracing(default_filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -87,3 +87,15 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every flag and positional argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        let missing = domainsec_daemon::arguments_without_help(&super::Cli::command());
+        assert!(missing.is_empty(), "{} arguments without help:\n{}", missing.len(), missing.join("\n"));
+    }
+}

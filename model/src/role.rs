@@ -24,6 +24,9 @@ pub enum Role {
 pub struct UnknownRole(pub String);
 
 impl Role {
+    /// Every role, most powerful first.
+    pub const ALL: [Self; 3] = [Self::OrgAdmin, Self::ServerAdmin, Self::ViewOnly];
+
     /// The role's name in credentials, the CLI and the audit log.
     pub fn as_str(self) -> &'static str {
         match self {

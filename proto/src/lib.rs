@@ -9,6 +9,10 @@ pub mod codec;
 
 /// The controller's admin API (`domainsec.admin.v1`).
 pub mod admin {
+    /// The longest a call may ask the controller to wait for edges
+    /// (`SyncEdgesRequest.timeout_seconds`); more is `INVALID_ARGUMENT`.
+    pub const MAX_WAIT_SECONDS: u32 = 300;
+
     tonic::include_proto!("domainsec.admin.v1");
 
     /// The response metadata key naming what an error status is about, so a

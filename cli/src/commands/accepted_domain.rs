@@ -10,11 +10,17 @@ use crate::output::{self, Render};
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Accept mail for a domain ("contoso.com", or "*.contoso.com" with its subdomains).
-    Add { domain: String },
+    Add {
+        /// The domain, e.g. contoso.com or *.contoso.com.
+        domain: String,
+    },
     /// List accepted domains.
     List,
     /// Stop accepting mail for a domain.
-    Remove { domain: String },
+    Remove {
+        /// The domain as it was added.
+        domain: String,
+    },
 }
 
 #[derive(Serialize)]

@@ -9,7 +9,10 @@ use proto::admin as pb;
 use serde::Serialize;
 
 use super::Context;
-use crate::output::{self, Render};
+use crate::{
+    output::{self, Render},
+    words::{KeyAlgorithm, Service},
+};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -22,20 +25,24 @@ pub enum Command {
     Import(ImportArgs),
     /// Enable-ExchangeCertificate: the certificate the edge's SMTP service presents.
     Enable {
+        /// The edge that holds the certificate.
         #[arg(long)]
         edge: String,
+        /// The certificate's thumbprint (SHA-1, as `dsctl cert get` lists it).
         #[arg(long)]
         thumbprint: String,
-        /// Services (smtp).
-        #[arg(long, value_delimiter = ',', default_value = "smtp")]
-        services: Vec<String>,
+        /// Services to enable it for (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "smtp")]
+        services: Vec<Service>,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Remove-ExchangeCertificate (or a pending request: --thumbprint pending:ID).
     Remove {
+        /// The edge that holds the certificate.
         #[arg(long)]
         edge: String,
+        /// The certificate's thumbprint (SHA-1, as `dsctl cert get` lists it).
         #[arg(long)]
         thumbprint: String,
         #[command(flatten)]
@@ -43,33 +50,42 @@ pub enum Command {
     },
     /// Get-ExchangeCertificate: the first listed for a domain is the one SMTP would use.
     Get {
+        /// Only this edge's certificates.
         #[arg(long)]
         edge: Option<String>,
+        /// Only the certificate with this thumbprint.
         #[arg(long)]
         thumbprint: Option<String>,
+        /// Only certificates valid for this domain, best first (the one SMTP would use).
         #[arg(long)]
         domain_name: Option<String>,
     },
     /// Clone: a new certificate (or request) with the same subject and names and a new key.
     Clone {
+        /// The edge that holds the certificate.
         #[arg(long)]
         edge: String,
+        /// The certificate's thumbprint (SHA-1, as `dsctl cert get` lists it).
         #[arg(long)]
         thumbprint: String,
         /// Make a PKCS#10 request (written to --path) instead of a self-signed certificate.
         #[arg(long, requires = "path")]
         generate_request: bool,
+        /// Where to write the request.
         #[arg(long)]
         path: Option<PathBuf>,
-        #[arg(long, default_value = "ecdsa-p256")]
-        key_algorithm: String,
+        /// The new key's algorithm.
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::EcdsaP256)]
+        key_algorithm: KeyAlgorithm,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// certutil -verify, on the edge: chain (platform roots + trusted roots), dates, key usage.
     Verify {
+        /// The edge that holds the certificate.
         #[arg(long)]
         edge: String,
+        /// The certificate's thumbprint (SHA-1, as `dsctl cert get` lists it).
         #[arg(long)]
         thumbprint: String,
         #[command(flatten)]
@@ -77,8 +93,10 @@ pub enum Command {
     },
     /// Export a certificate (public part only, DER).
     Export {
+        /// The edge that holds the certificate.
         #[arg(long)]
         edge: String,
+        /// The certificate's thumbprint (SHA-1, as `dsctl cert get` lists it).
         #[arg(long)]
         thumbprint: String,
         /// Where to write the DER file.
@@ -87,7 +105,9 @@ pub enum Command {
     },
     /// Show a certificate task; for a finished request, --path writes the PKCS#10 file.
     Task {
+        /// The task id a certificate command printed.
         id: String,
+        /// For a finished request: where to write the PKCS#10 file.
         #[arg(long)]
         path: Option<PathBuf>,
     },
@@ -107,6 +127,7 @@ pub struct NewArgs {
     /// Add every accepted domain as a subject alternative name.
     #[arg(long)]
     include_accepted_domains: bool,
+    /// A name to tell certificates apart in listings.
     #[arg(long, default_value = "")]
     friendly_name: String,
     /// Make a PKCS#10 request (written to --path) instead of a self-signed certificate.
@@ -115,12 +136,12 @@ pub struct NewArgs {
     /// Where to write the request.
     #[arg(long)]
     path: Option<PathBuf>,
-    /// ecdsa-p256 (default), ecdsa-p384.
-    #[arg(long, default_value = "ecdsa-p256")]
-    key_algorithm: String,
+    /// The key's algorithm (made on the edge; RSA for partners that need it).
+    #[arg(long, value_enum, default_value_t = KeyAlgorithm::EcdsaP256)]
+    key_algorithm: KeyAlgorithm,
     /// Enable for services once made (or once imported, for a request), e.g. smtp.
-    #[arg(long, value_delimiter = ',')]
-    enable: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',')]
+    enable: Vec<Service>,
     #[command(flatten)]
     wait: WaitArgs,
 }
@@ -134,8 +155,9 @@ pub struct ImportArgs {
     #[arg(long)]
     path: PathBuf,
     /// Enable for services, e.g. smtp.
-    #[arg(long, value_delimiter = ',')]
-    enable: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',')]
+    enable: Vec<Service>,
+    /// A name to tell certificates apart in listings.
     #[arg(long, default_value = "")]
     friendly_name: String,
     /// For a .pfx/.p12: a file holding its password (an empty file for none).
@@ -240,7 +262,11 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
         Command::Enable { edge, thumbprint, services, wait } => {
             let tasks = context
                 .client
-                .enable_certificate(pb::EnableCertificateRequest { edge, thumbprint, services })
+                .enable_certificate(pb::EnableCertificateRequest {
+                    edge,
+                    thumbprint,
+                    services: Service::words(&services),
+                })
                 .await?
                 .into_inner();
             finish(context, tasks, &wait, None).await
@@ -261,7 +287,12 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
             }
             let tasks = context
                 .client
-                .clone_certificate(pb::CloneCertificateRequest { edge, thumbprint, generate_request, key_algorithm })
+                .clone_certificate(pb::CloneCertificateRequest {
+                    edge,
+                    thumbprint,
+                    generate_request,
+                    key_algorithm: key_algorithm.as_str().to_owned(),
+                })
                 .await?
                 .into_inner();
             finish(context, tasks, &wait, path.as_deref()).await
@@ -323,8 +354,8 @@ async fn new(context: &mut Context, args: NewArgs) -> anyhow::Result<()> {
             include_accepted_domains: args.include_accepted_domains,
             friendly_name: args.friendly_name,
             generate_request: args.generate_request,
-            key_algorithm: args.key_algorithm,
-            services: args.enable,
+            key_algorithm: args.key_algorithm.as_str().to_owned(),
+            services: Service::words(&args.enable),
         })
         .await?
         .into_inner();
@@ -351,7 +382,7 @@ async fn import(context: &mut Context, args: ImportArgs) -> anyhow::Result<()> {
                 edges: args.edge,
                 pfx: data,
                 password,
-                services: args.enable,
+                services: Service::words(&args.enable),
                 friendly_name: args.friendly_name,
             })
             .await?
@@ -363,7 +394,7 @@ async fn import(context: &mut Context, args: ImportArgs) -> anyhow::Result<()> {
         .import_certificate(pb::ImportCertificateRequest {
             edges: args.edge,
             data,
-            services: args.enable,
+            services: Service::words(&args.enable),
             friendly_name: args.friendly_name,
         })
         .await?

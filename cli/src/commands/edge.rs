@@ -5,12 +5,16 @@ use proto::admin as pb;
 use serde::Serialize;
 
 use super::Context;
-use crate::output::{self, Render};
+use crate::{
+    exit::Incomplete,
+    output::{self, Render},
+};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Record an edge so its connectors can be configured before it subscribes.
     Add {
+        /// The edge's name in the directory, e.g. mail1.
         name: String,
         /// The edge's internet FQDN (default certificate CN and EHLO name), e.g. mail1.contoso.com.
         #[arg(long)]
@@ -20,6 +24,7 @@ pub enum Command {
     List,
     /// Record the edge (if new) and write a one-time subscription file for it (New-EdgeSubscription).
     NewSubscription {
+        /// The edge's name in the directory, e.g. mail1.
         name: String,
         /// The edge's internet FQDN; needed when the edge is new.
         #[arg(long)]
@@ -38,8 +43,9 @@ pub enum Command {
         /// Every edge.
         #[arg(long, conflicts_with = "names")]
         all: bool,
-        /// How long to wait for the answers, e.g. 10s.
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        /// How long the controller waits for the answers, e.g. 10s (at most 5m); the
+        /// table then shows who ACKed, NACKed or did not answer.
+        #[arg(long, default_value = "10s", value_parser = crate::words::parse_wait)]
         timeout: std::time::Duration,
     },
     /// Report whether each edge runs the current configuration (Test-EdgeSynchronization).
@@ -48,7 +54,10 @@ pub enum Command {
         names: Vec<String>,
     },
     /// Remove an edge with its receive connectors.
-    Remove { name: String },
+    Remove {
+        /// The edge's name.
+        name: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -205,16 +214,22 @@ async fn sync(
     if context.format == crate::output::Format::Table {
         eprintln!("pushing configuration and waiting up to {}s for the edges to answer…", timeout_seconds);
     }
-    let response = context.client.sync_edges(pb::SyncEdgesRequest { names, all, timeout_seconds }).await?.into_inner();
+    let request = crate::client::waiting(pb::SyncEdgesRequest { names, all, timeout_seconds }, timeout);
+    let response = context.client.sync_edges(request).await?.into_inner();
     let views: Vec<SyncView> = response
         .results
         .into_iter()
         .map(|r| SyncView { edge: r.edge, outcome: r.outcome, version_acked: r.version_acked, reason: r.reason })
         .collect();
-    let failed = views.iter().filter(|v| v.outcome != "acked").count();
     output::list(context.format, &views)?;
-    if failed > 0 {
-        anyhow::bail!("{failed} edge(s) did not ACK version {}", response.version);
+    let refused: Vec<&str> = views.iter().filter(|v| v.outcome == "nacked").map(|v| v.edge.as_str()).collect();
+    if !refused.is_empty() {
+        return Err(Incomplete::NotInSync { count: refused.len(), edges: refused.join(", ") }.into());
+    }
+    let silent: Vec<&str> = views.iter().filter(|v| v.outcome != "acked").map(|v| v.edge.as_str()).collect();
+    if !silent.is_empty() {
+        let version = response.version;
+        return Err(Incomplete::NoAck { count: silent.len(), edges: silent.join(", "), version }.into());
     }
     Ok(())
 }

@@ -16,8 +16,6 @@ mod trusted_root;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use proto::admin::admin_client::AdminClient;
-use tonic::transport::Channel;
 
 use crate::{client, output::Format};
 
@@ -72,18 +70,32 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Show who the credential belongs to and what it may do.
     Whoami,
+    /// Print a shell completion script, e.g. `dsctl completions bash > /etc/bash_completion.d/dsctl`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// What every command needs.
 pub struct Context {
     /// Connected admin client.
-    pub client: AdminClient<Channel>,
+    pub client: client::Client,
     /// Chosen output format.
     pub format: Format,
 }
 
 /// Connects and runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory as _;
+        // Into a buffer first: clap_complete panics on a write error (a closed pipe).
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "dsctl", &mut script);
+        return std::io::Write::write_all(&mut std::io::stdout().lock(), &script)
+            .map_err(|error| anyhow::anyhow!("write the completion script: {error}"));
+    }
     let credentials = cli.credentials.ok_or_else(|| {
         anyhow::anyhow!(
             "no credentials: pass --credentials FILE or set DSCTL_CREDENTIALS (the file `domainsec-controller init --out-admin` wrote)"
@@ -105,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ProtocolLog(args) => protocol_log::run(&mut context, args).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
         Command::Whoami => audit::whoami(&mut context).await,
+        Command::Completions { .. } => Ok(()),
     }
 }
 
@@ -176,5 +189,17 @@ mod tests {
         // The same words without the metadata are about the controller.
         let controller = tonic::Status::unavailable("edge of the network");
         assert!(describe(&anyhow::Error::new(controller)).contains("hint: is `domainsec-controller serve` running"));
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory as _;
+
+    /// Every flag and positional argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        let missing = domainsec_daemon::arguments_without_help(&super::Cli::command());
+        assert!(missing.is_empty(), "{} arguments without help:\n{}", missing.len(), missing.join("\n"));
     }
 }

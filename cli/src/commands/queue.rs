@@ -14,11 +14,13 @@ use crate::output::{self, Format, Render};
 pub enum Command {
     /// Messages waiting on the edge, oldest first.
     List {
+        /// The edge whose queue this is.
         #[arg(long)]
         edge: String,
     },
     /// Try a message again now (its destination's backoff is cleared).
     Retry {
+        /// The edge whose queue this is.
         #[arg(long)]
         edge: String,
         /// Queue id (dsctl queue list).
@@ -26,6 +28,7 @@ pub enum Command {
     },
     /// Delete a message without delivering it and without a DSN to its sender.
     Remove {
+        /// The edge whose queue this is.
         #[arg(long)]
         edge: String,
         /// Queue id (dsctl queue list).

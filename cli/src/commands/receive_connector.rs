@@ -14,6 +14,7 @@ use crate::{
 pub enum Command {
     /// Create a receive connector on an edge.
     New {
+        /// The new connector's name, unique on its edge, e.g. Inet.
         name: String,
         /// The edge it belongs to.
         #[arg(long)]
@@ -23,6 +24,7 @@ pub enum Command {
     },
     /// Change a receive connector; flags left out keep their value.
     Set {
+        /// The connector to change.
         name: String,
         /// The edge it belongs to.
         #[arg(long)]
@@ -32,6 +34,7 @@ pub enum Command {
     },
     /// Show one receive connector.
     Get {
+        /// The connector's name.
         name: String,
         /// The edge it belongs to.
         #[arg(long)]
@@ -45,6 +48,7 @@ pub enum Command {
     },
     /// Remove a receive connector.
     Remove {
+        /// The connector's name.
         name: String,
         /// The edge it belongs to.
         #[arg(long)]

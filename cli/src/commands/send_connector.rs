@@ -14,22 +14,30 @@ use crate::{
 pub enum Command {
     /// Create a send connector.
     New {
+        /// The new connector's name, e.g. Internet.
         name: String,
         #[command(flatten)]
         settings: Settings,
     },
     /// Change a send connector; flags left out keep their value.
     Set {
+        /// The connector to change.
         name: String,
         #[command(flatten)]
         settings: Settings,
     },
     /// Show one send connector.
-    Get { name: String },
+    Get {
+        /// The connector's name.
+        name: String,
+    },
     /// List send connectors.
     List,
     /// Remove a send connector.
-    Remove { name: String },
+    Remove {
+        /// The connector's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

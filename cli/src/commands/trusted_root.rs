@@ -15,6 +15,7 @@ use crate::output::{self, Render};
 pub enum Command {
     /// Trust a CA certificate (PEM or DER) on every edge, or on the named ones.
     Add {
+        /// The CA certificate: PEM or DER.
         #[arg(long)]
         path: PathBuf,
         /// Only these edges (comma-separated).

@@ -272,7 +272,13 @@ impl AdminApi for AdminService {
         }
         let timeout = match request.timeout_seconds {
             0 => std::time::Duration::from_secs(10),
-            seconds => std::time::Duration::from_secs(u64::from(seconds.min(300))),
+            seconds if seconds > proto::admin::MAX_WAIT_SECONDS => {
+                return Err(Status::invalid_argument(format!(
+                    "timeout_seconds: {seconds} is more than the longest wait, {} s",
+                    proto::admin::MAX_WAIT_SECONDS
+                )));
+            }
+            seconds => std::time::Duration::from_secs(u64::from(seconds)),
         };
         let (version, outcomes) = self.directory.sync_edges(&admin, names, timeout).await?;
         Ok(Response::new(convert::sync_results(version, outcomes)))

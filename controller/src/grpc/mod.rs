@@ -135,5 +135,8 @@ fn internal(error: &dyn std::error::Error) -> Status {
     Status::internal("the controller could not complete the call; its log has the details")
 }
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The cap on any call: each call's deadline is the client's `grpc-timeout` (dsctl sends
+/// 30 s, or a wait's length plus a margin), never more than this, which leaves room for
+/// the longest wait a call may ask for ([`proto::admin::MAX_WAIT_SECONDS`]).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(proto::admin::MAX_WAIT_SECONDS as u64 + 30);
 const CONCURRENCY_PER_CONNECTION: usize = 32;
