@@ -168,7 +168,8 @@ fn make_key(algorithm: &str) -> Result<(KeyPair, Signer), TaskError> {
 /// keys, so the `rsa` crate makes the key and ring signs with it.
 fn rsa_key(bits: usize) -> Result<(KeyPair, Signer), TaskError> {
     use rsa::pkcs8::EncodePrivateKey as _;
-    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits).map_err(invalid)?;
+    // The operating system's CSPRNG, fallible: a failure to read it is a failed task.
+    let private = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).map_err(invalid)?;
     let pkcs8 = private.to_pkcs8_der().map_err(invalid)?;
     let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
     let key = KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).map_err(invalid)?;
