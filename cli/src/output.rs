@@ -106,6 +106,35 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// Awaits `work`, showing on a terminal's stderr, once a second, how long it has
+/// waited of `limit` (nothing when stderr is not a terminal: scripts get no noise).
+pub async fn with_progress<T>(what: &str, limit: std::time::Duration, work: impl std::future::Future<Output = T>) -> T {
+    use std::io::{IsTerminal as _, Write as _};
+    if !std::io::stderr().is_terminal() {
+        return work.await;
+    }
+    let started = tokio::time::Instant::now();
+    let mut ticker =
+        tokio::time::interval_at(started + std::time::Duration::from_secs(1), std::time::Duration::from_secs(1));
+    tokio::pin!(work);
+    let mut shown = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = ticker.tick() => {
+                let waited = started.elapsed().as_secs();
+                eprint!("\r{what}: {waited} s of at most {} s", limit.as_secs());
+                let _ = std::io::stderr().flush();
+                shown = true;
+            }
+        }
+    };
+    if shown {
+        eprintln!();
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

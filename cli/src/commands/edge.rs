@@ -215,7 +215,13 @@ async fn sync(
         eprintln!("pushing configuration and waiting up to {}s for the edges to answer…", timeout_seconds);
     }
     let request = crate::client::waiting(pb::SyncEdgesRequest { names, all, timeout_seconds }, timeout);
-    let response = context.client.sync_edges(request).await?.into_inner();
+    let call = context.client.sync_edges(request);
+    let response = if context.format == crate::output::Format::Table {
+        crate::output::with_progress("waiting for the edges' answers", timeout, call).await?
+    } else {
+        call.await?
+    }
+    .into_inner();
     let views: Vec<SyncView> = response
         .results
         .into_iter()
