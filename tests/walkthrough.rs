@@ -233,6 +233,44 @@ async fn the_papers_walkthrough_between_two_organizations() {
     .await;
     assert!(!forged.contains("X-DomainSec-Auth"), "{forged}");
 
+    // 7b. `policy explain` says what the relay just did, and why.
+    let explained = contoso.json(&["policy", "explain", "--edge", "mail1", "--from", KIM, "--to", TED]).await;
+    let inbound = &explained["inbound"][0];
+    assert_eq!(inbound["receive_connector"], "Inet", "{explained}");
+    assert_eq!(inbound["domain_security"], "required", "{explained}");
+    assert_eq!(inbound["entry"], "woodgrovebank.com", "{explained}");
+    assert!(inbound["plain_text"]["reply"].as_str().unwrap().starts_with("530 5.7.1"), "{explained}");
+    assert_eq!(inbound["with_partner_certificate"]["domain_secured"], true, "{explained}");
+    assert_eq!(explained["outbound"]["route"], "local", "{explained}");
+    let hub_binding = format!("127.0.0.1:{contoso_hub}");
+    let explained = contoso
+        .json(&[
+            "policy",
+            "explain",
+            "--edge",
+            "mail1",
+            "--from",
+            TED,
+            "--to",
+            KIM,
+            "--client-ip",
+            "127.0.0.1",
+            "--binding",
+            &hub_binding,
+            "--config",
+            "current",
+        ])
+        .await;
+    assert_eq!(explained["inbound"][0]["receive_connector"], "FromHub", "{explained}");
+    assert_eq!(explained["inbound"][0]["relay"], "organization-servers", "{explained}");
+    let outbound = &explained["outbound"];
+    assert_eq!(
+        (outbound["send_connector"].as_str(), outbound["domain_security"].as_str()),
+        (Some("Internet"), Some("required"))
+    );
+    assert_eq!(outbound["entry"], "woodgrovebank.com", "{explained}");
+    assert!(outbound["certificate"]["names"].as_array().is_some_and(|names| !names.is_empty()), "{explained}");
+
     // 8. The CA's CRL server is down: a transient failure; the message waits, then goes.
     pki.crl_down.store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;

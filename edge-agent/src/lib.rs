@@ -19,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod delivery;
 pub mod domain_security;
+pub mod explain;
 pub mod identity;
 pub mod inbound;
 pub mod metrics;

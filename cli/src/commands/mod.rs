@@ -6,6 +6,7 @@ mod cert;
 mod counters;
 mod edge;
 mod fleet;
+mod policy;
 mod protocol_log;
 mod queue;
 mod receive_connector;
@@ -66,6 +67,9 @@ enum Command {
     Queue(queue::Command),
     /// An edge's Send or Receive protocol log (verbose connectors).
     ProtocolLog(protocol_log::ProtocolLogArgs),
+    /// What an edge would do with one envelope, and why (policy explain).
+    #[command(subcommand)]
+    Policy(policy::Command),
     /// Recent configuration changes, newest first.
     Audit(audit::AuditArgs),
     /// Show who the credential belongs to and what it may do.
@@ -115,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Counters(args) => counters::run(&mut context, args).await,
         Command::Queue(command) => queue::run(&mut context, command).await,
         Command::ProtocolLog(args) => protocol_log::run(&mut context, args).await,
+        Command::Policy(command) => policy::run(&mut context, command).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
         Command::Whoami => audit::whoami(&mut context).await,
         Command::Completions { .. } => Ok(()),

@@ -50,6 +50,31 @@ impl Directory {
         Ok(answer.log_lines)
     }
 
+    /// `dsctl policy explain`: the edge evaluates the question with the relay's own
+    /// decision functions, against its running configuration or, with `current`,
+    /// the directory's (sent along). Read-only: any role.
+    pub async fn explain_policy(
+        &self,
+        admin: &Admin,
+        edge: &ObjectName,
+        mut question: pb::PolicyQuestion,
+        current: bool,
+    ) -> Result<pb::PolicyExplanation> {
+        if current {
+            let config = crate::edgesync::snapshot::OrgConfig::load(&self.pool).await?;
+            let snapshot = config
+                .snapshot_for(edge.as_str())
+                .ok_or_else(|| db::Error::NotFound { kind: "edge", name: edge.to_string() })?;
+            question.snapshot = Some(snapshot);
+        }
+        let answer =
+            self.ask(admin, edge, "explain-policy", pb::certificate_task::Action::ExplainPolicy(question)).await?;
+        answer.explanation.ok_or_else(|| Error::EdgeRefused {
+            edge: edge.to_string(),
+            reason: "the edge answered without an explanation (is it older than this controller?)".to_owned(),
+        })
+    }
+
     /// Queues `action` for `edge` and waits for its answer.
     async fn ask(
         &self,

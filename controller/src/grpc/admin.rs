@@ -432,6 +432,16 @@ impl AdminApi for AdminService {
         self.change_queued(request, proto::edge::QueueAction::Remove).await
     }
 
+    async fn explain_policy(&self, request: Request<pb::ExplainPolicyRequest>) -> Reply<pb::ExplainPolicyResponse> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edge = convert::object_name("edge", &request.edge).map_err(invalid)?;
+        let question =
+            convert::policy_question(request.from, request.to, request.client_ip, request.binding).map_err(invalid)?;
+        let explanation = self.directory.explain_policy(&admin, &edge, question, request.current_config).await?;
+        Ok(Response::new(pb::ExplainPolicyResponse { explanation: Some(explanation) }))
+    }
+
     async fn get_protocol_log(&self, request: Request<pb::GetProtocolLogRequest>) -> Reply<pb::GetProtocolLogResponse> {
         let admin = self.caller(&request).await?;
         let request = request.into_inner();

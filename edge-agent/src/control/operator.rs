@@ -1,24 +1,40 @@
 //! Operator commands that reach the edge as tasks: the relay's queue
-//! (list, retry, remove) and its protocol logs.
+//! (list, retry, remove), its protocol logs and `policy explain`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proto::edge::{self as pb, certificate_task::Action};
 
 use crate::{
+    apply::{self, EdgeConfig},
+    certificates::CertificateStore,
+    explain,
     protocol_log::{LogKind, LogQuery, query},
     relay::Relay,
 };
 
+/// What the operator commands read.
+pub struct EdgeState<'a> {
+    /// The relay, when it runs.
+    pub relay: Option<&'a Relay>,
+    /// The configuration being served.
+    pub running: Option<std::sync::Arc<EdgeConfig>>,
+    /// The edge's certificates (the SMTP one is part of an explanation).
+    pub certificates: &'a CertificateStore,
+}
+
 /// True for the tasks this module answers (the certificate store answers the rest).
 pub fn handles(task: &pb::CertificateTask) -> bool {
-    matches!(task.action, Some(Action::Queue(_) | Action::ProtocolLog(_)))
+    matches!(task.action, Some(Action::Queue(_) | Action::ProtocolLog(_) | Action::ExplainPolicy(_)))
 }
 
 /// Runs one operator command against the relay.
-pub async fn answer(relay: Option<&Relay>, task: &pb::CertificateTask) -> pb::CertificateResult {
-    let outcome = match (relay, &task.action) {
+pub async fn answer(edge: EdgeState<'_>, task: &pb::CertificateTask) -> pb::CertificateResult {
+    let outcome = match (edge.relay, &task.action) {
         (None, _) => Err("the SMTP relay is not running on this edge".to_owned()),
+        (Some(relay), Some(Action::ExplainPolicy(question))) => {
+            explain_policy(relay, edge.running.as_deref(), edge.certificates, question)
+        }
         (Some(relay), Some(Action::Queue(command))) => queue(relay, command),
         (Some(relay), Some(Action::ProtocolLog(log_query))) => protocol_log(relay, log_query).await,
         (Some(_), _) => Err("not an operator command".to_owned()),
@@ -73,6 +89,28 @@ async fn protocol_log(relay: &Relay, request: &pb::ProtocolLogQuery) -> Result<p
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot read the protocol log: {e}"))?;
     Ok(pb::CertificateResult { log_lines: lines, ..Default::default() })
+}
+
+/// `dsctl policy explain`: against the snapshot sent along (`--config current`) or
+/// the one this edge runs.
+fn explain_policy(
+    relay: &Relay,
+    running: Option<&EdgeConfig>,
+    certificates: &CertificateStore,
+    request: &pb::PolicyQuestion,
+) -> Result<pb::CertificateResult, String> {
+    let question = explain::question(request).map_err(|error| error.to_string())?;
+    let sent;
+    let config = match &request.snapshot {
+        Some(snapshot) => {
+            sent = apply::check(snapshot).map_err(|error| format!("the directory's configuration: {error}"))?;
+            &sent
+        }
+        None => running.ok_or("this edge has no configuration yet")?,
+    };
+    let temporary = relay.security.settings.temporary_refusals;
+    let explanation = explain::explain(config, &certificates.smtp_certificates(), temporary, &question);
+    Ok(pb::CertificateResult { explanation: Some(explanation.into()), ..Default::default() })
 }
 
 fn to_proto(message: crate::queue::QueuedMessage) -> pb::QueuedMessage {

@@ -253,7 +253,9 @@ impl EdgeAgent {
                     }
                     Ok(Some(pb::ControllerMessage { kind: Some(controller_message::Kind::CertificateTask(task)) })) => {
                         let result = if operator::handles(&task) {
-                            let mut result = operator::answer(self.relay.as_ref(), &task).await;
+                            let running = self.config.borrow().clone();
+                            let edge = operator::EdgeState { relay: self.relay.as_ref(), running, certificates: &self.certificates };
+                            let mut result = operator::answer(edge, &task).await;
                             result.certificates = self.certificates.inventory();
                             result
                         } else {

@@ -7,7 +7,7 @@
 //! listed domain is refused rather than taken for an unlisted one. Counters are
 //! kept per list *entry*, never per domain a peer names, so no peer can grow them.
 
-use domainsec_model::{Domain, DomainPattern, ReceiveConnector, SendConnector};
+use domainsec_model::{Domain, DomainPattern, PermissionGroup, ReceiveConnector, SendConnector};
 
 use crate::apply::EdgeConfig;
 
@@ -81,6 +81,42 @@ pub fn outbound_requirement(
         return OutboundRequirement::NotRequired;
     };
     OutboundRequirement::Required { entry: entry.clone(), domain }
+}
+
+/// Who may submit on `connector`: anonymous senders where `anonymous-users` or
+/// `exchange-servers` is granted; a verified partner (Domain Secured) also where
+/// only `partners` is (the paper's Appendix 2). `exchange-users` alone needs AUTH.
+/// The group that grants it, or `None`.
+pub fn submit_permission(connector: &ReceiveConnector, domain_secured: bool) -> Option<PermissionGroup> {
+    connector.permission_groups.iter().copied().find(|group| match group {
+        PermissionGroup::AnonymousUsers | PermissionGroup::ExchangeServers => true,
+        PermissionGroup::Partners => domain_secured,
+        PermissionGroup::ExchangeUsers => false,
+    })
+}
+
+/// Why mail for a recipient may be taken on `connector` (never an open relay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayPermission {
+    /// The organization's own servers (`exchange-servers`, which the directory
+    /// limits to narrow remote IP ranges) may send to any domain.
+    OrganizationServers,
+    /// The recipient's domain is covered by this accepted domain.
+    AcceptedDomain(DomainPattern),
+    /// Neither: `550 5.7.1 Unable to relay`.
+    Refused,
+}
+
+/// Whether mail for `recipient_domain` may be taken on `connector`.
+pub fn relay_permission(config: &EdgeConfig, connector: &ReceiveConnector, recipient_domain: &str) -> RelayPermission {
+    if connector.permission_groups.contains(&PermissionGroup::ExchangeServers) {
+        return RelayPermission::OrganizationServers;
+    }
+    let Ok(domain) = Domain::parse(recipient_domain) else { return RelayPermission::Refused };
+    match config.accepted_domains.iter().find(|accepted| accepted.covers(&domain)) {
+        Some(accepted) => RelayPermission::AcceptedDomain(accepted.clone()),
+        None => RelayPermission::Refused,
+    }
 }
 
 #[cfg(test)]

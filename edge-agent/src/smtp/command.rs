@@ -184,6 +184,19 @@ fn split_path(rest: &str) -> Result<(&str, &str), SyntaxError> {
     Ok((path, params))
 }
 
+impl SyntaxError {
+    /// The reply to a command line that does not parse.
+    pub fn reply(&self) -> super::reply::Reply {
+        use super::reply::Reply;
+        match self {
+            Self::Unknown => Reply::new(500, "5.5.1", "Command unrecognized"),
+            Self::UnsupportedParameter(_) => Reply::new(555, "5.5.4", self.to_string()),
+            Self::Address(_) => Reply::new(501, "5.1.3", self.to_string()),
+            Self::Bytes | Self::Parameters(_) | Self::Path(_) => Reply::new(501, "5.5.4", self.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

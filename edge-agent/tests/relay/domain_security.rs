@@ -17,7 +17,7 @@ const KIM: &str = "kim@woodgrovebank.com";
 
 /// One organization's edge: accepted `domain`, both secure lists naming `partner`,
 /// Domain Security on `Internet` (send) and `Inet` (receive), `FromHub` for its servers.
-fn organization(domain: &str, fqdn: &str, partner: &str, root: &[u8]) -> EdgeConfig {
+pub(super) fn organization(domain: &str, fqdn: &str, partner: &str, root: &[u8]) -> EdgeConfig {
     let mut config = contoso_config();
     config.fqdn = domainsec_model::Domain::parse(fqdn).unwrap();
     config.accepted_domains = vec![DomainPattern::parse(domain).unwrap()];
@@ -32,7 +32,7 @@ fn organization(domain: &str, fqdn: &str, partner: &str, root: &[u8]) -> EdgeCon
     config
 }
 
-fn settings_routing(partner: &str, address: std::net::SocketAddr) -> EdgeSettings {
+pub(super) fn settings_routing(partner: &str, address: std::net::SocketAddr) -> EdgeSettings {
     let mut settings = test_settings();
     settings.domain_security.platform_roots = false;
     settings.queue.retry_initial = Duration::from_secs(60);

@@ -3,6 +3,7 @@
 mod delivery;
 mod domain_security;
 mod drain;
+mod explain;
 mod inbound;
 mod operations;
 mod pki;

@@ -94,6 +94,39 @@ pub fn object_name(field: &str, value: &str) -> Result<ObjectName, InvalidField>
     ObjectName::parse(value).map_err(|e| InvalidField::new(field, value, e))
 }
 
+/// A `policy explain` question, checked for shape here so a bad one is
+/// `INVALID_ARGUMENT` naming the field (the edge parses it again as the relay would).
+pub fn policy_question(
+    from: String,
+    to: String,
+    client_ip: String,
+    binding: String,
+) -> Result<proto::edge::PolicyQuestion, InvalidField> {
+    let address = |field: &str, value: &str| -> Result<(), InvalidField> {
+        if value.len() > MAX_ADDRESS {
+            return Err(InvalidField::new(field, "", format!("longer than {MAX_ADDRESS} characters")));
+        }
+        match value.rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Ok(()),
+            _ => Err(InvalidField::new(field, value, "not an address (local@domain)")),
+        }
+    };
+    if !matches!(from.as_str(), "" | "<>") {
+        address("from", &from)?;
+    }
+    address("to", &to)?;
+    if !client_ip.is_empty() && client_ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(InvalidField::new("client_ip", &client_ip, "not an IP address"));
+    }
+    if !binding.is_empty() && binding.parse::<std::net::SocketAddr>().is_err() {
+        return Err(InvalidField::new("binding", &binding, "not ip:port"));
+    }
+    Ok(proto::edge::PolicyQuestion { from, to, client_ip, binding, snapshot: None })
+}
+
+/// RFC 5321's limit on a path, in octets.
+const MAX_ADDRESS: usize = 256;
+
 /// Parses a domain field (no wildcard).
 pub fn domain(field: &str, value: &str) -> Result<Domain, InvalidField> {
     Domain::parse(value).map_err(|e| InvalidField::new(field, value, e))

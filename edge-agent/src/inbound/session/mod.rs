@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use domainsec_model::{Domain, DomainPattern, PermissionGroup, ReceiveConnector};
+use domainsec_model::{DomainPattern, ReceiveConnector};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, warn};
 
@@ -12,13 +12,16 @@ use super::connection::{Connection, Line, ReadError};
 use crate::{
     apply::EdgeConfig,
     config::SessionLimits,
-    domain_security::{DomainSecurity, policy::InboundRequirement},
+    domain_security::{
+        DomainSecurity,
+        policy::{self, InboundRequirement},
+    },
     metrics::RelayMetrics,
     protocol_log::{Event, SessionLog},
     queue::Queue,
     smtp::{
         address::Mailbox,
-        command::{Command, MailParams, SyntaxError},
+        command::{Command, MailParams},
         reply::Reply,
         tls_info::TlsInfo,
     },
@@ -238,7 +241,7 @@ impl Session {
         }
         let command = match Command::parse(line) {
             Ok(command) => command,
-            Err(error) => return self.refuse(connection, syntax_reply(&error)),
+            Err(error) => return self.refuse(connection, error.reply()),
         };
         match command {
             Command::Ehlo(name) => self.hello(connection, name, true),
@@ -378,26 +381,15 @@ impl Session {
         Flow::StartTls
     }
 
-    /// Who may submit: anonymous senders where `anonymous-users` or
-    /// `exchange-servers` is granted; a verified partner (Domain Secured) also where
-    /// only `partners` is (the paper's Appendix 2). `exchange-users` alone needs AUTH.
+    /// Who may submit ([`policy::submit_permission`]).
     fn may_submit(&self, partner: bool) -> bool {
-        self.context.connector.permission_groups.iter().any(|group| match group {
-            PermissionGroup::AnonymousUsers | PermissionGroup::ExchangeServers => true,
-            PermissionGroup::Partners => partner,
-            PermissionGroup::ExchangeUsers => false,
-        })
+        policy::submit_permission(&self.context.connector, partner).is_some()
     }
 
-    /// Never an open relay: only the organization's own servers (a connector with
-    /// exchange-servers, which the directory limits to narrow remote IP ranges)
-    /// may send to any domain; everyone else only to the accepted domains.
+    /// Never an open relay ([`policy::relay_permission`]).
     fn may_relay_to(&self, recipient: &Mailbox) -> bool {
-        if self.context.connector.permission_groups.contains(&PermissionGroup::ExchangeServers) {
-            return true;
-        }
-        let Ok(domain) = Domain::parse(recipient.domain()) else { return false };
-        self.context.config.accepted_domains.iter().any(|accepted| accepted.covers(&domain))
+        let permission = policy::relay_permission(&self.context.config, &self.context.connector, recipient.domain());
+        permission != policy::RelayPermission::Refused
     }
 
     fn reply<S: AsyncRead + AsyncWrite + Unpin>(&mut self, connection: &mut Connection<S>, reply: Reply) -> Flow {
@@ -414,14 +406,3 @@ impl Session {
 
 /// The longest command line RFC 5321 §4.5.3.1.4 allows, CRLF included.
 const COMMAND_LINE_LIMIT: usize = 512;
-
-fn syntax_reply(error: &SyntaxError) -> Reply {
-    match error {
-        SyntaxError::Unknown => Reply::new(500, "5.5.1", "Command unrecognized"),
-        SyntaxError::UnsupportedParameter(_) => Reply::new(555, "5.5.4", error.to_string()),
-        SyntaxError::Address(_) => Reply::new(501, "5.1.3", error.to_string()),
-        SyntaxError::Bytes | SyntaxError::Parameters(_) | SyntaxError::Path(_) => {
-            Reply::new(501, "5.5.4", error.to_string())
-        }
-    }
-}
