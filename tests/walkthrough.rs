@@ -271,6 +271,11 @@ async fn the_papers_walkthrough_between_two_organizations() {
     assert_eq!(outbound["entry"], "woodgrovebank.com", "{explained}");
     assert!(outbound["certificate"]["names"].as_array().is_some_and(|names| !names.is_empty()), "{explained}");
 
+    // 7c. `partner test`: Woodgrove Bank passes from mail1 before anything else is sent.
+    let tested = contoso.json(&["partner", "test", "woodgrovebank.com", "--edge", "mail1"]).await;
+    assert_eq!(tested["passed"], true, "{tested}");
+    assert_eq!(tested["hosts"][0]["passed"], true, "{tested}");
+
     // 8. The CA's CRL server is down: a transient failure; the message waits, then goes.
     pki.crl_down.store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
@@ -317,6 +322,13 @@ async fn the_papers_walkthrough_between_two_organizations() {
     let counters = counters_reach(&contoso, "mail1", "domain_secured.failure_reason.revoked", 1).await;
     assert!(counter(&counters, "domain_secured.failure_reason.revocation-unavailable") >= 1, "{counters}");
     assert_eq!(woodgrove.mailbox("mail", KIM).len(), 2, "nothing downgraded: the revoked partner got nothing");
+    // ... and `partner test` names the failing step, with the line a delivery logs.
+    let run = contoso.dsctl(&["-o", "json", "partner", "test", "woodgrovebank.com", "--edge", "mail1"]).await;
+    assert!(!run.success, "a revoked partner fails the test: {}", run.stdout);
+    let tested: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(tested["hosts"][0]["failure"], "revoked", "{tested}");
+    assert!(tested["reply"].as_str().unwrap().starts_with("451 4.7.5 "), "{tested}");
+    assert!(run.stderr.contains("woodgrovebank.com would fail Domain Security"), "{}", run.stderr);
 
     mail1.kill().await;
     mail.kill().await;

@@ -13,6 +13,9 @@ pub enum Incomplete {
     /// Edges that did not answer a push in time, or are not connected.
     #[error("{count} edge(s) did not ACK version {version} in time: {edges}")]
     NoAck { count: usize, edges: String, version: u64 },
+    /// `partner test`: the partner would fail Domain Security.
+    #[error("{domain} would fail Domain Security: {reply}")]
+    PartnerFails { domain: String, reply: String },
     /// The edge had not run the task when the wait ended.
     #[error("task {task} still queued after {waited}; see it later with: dsctl cert task {task}")]
     StillQueued { task: String, waited: String },
@@ -41,6 +44,7 @@ fn number(error: &anyhow::Error) -> u8 {
         return match incomplete {
             Incomplete::NotInSync { .. } => NOT_IN_SYNC,
             Incomplete::StillQueued { .. } | Incomplete::NoAck { .. } => TIMED_OUT,
+            Incomplete::PartnerFails { .. } => FAILED,
         };
     }
     let Some(status) = error.downcast_ref::<tonic::Status>() else { return FAILED };

@@ -43,6 +43,8 @@ pub struct Relay {
     pub security: Arc<DomainSecurity>,
     /// Every session and delivery in flight, so a stop can wait for them.
     pub tasks: TaskTracker,
+    /// The delivery side (routes, next hops, the SMTP client): `partner test` uses it.
+    pub delivery: Arc<Delivery>,
 }
 
 /// Why the relay cannot start.
@@ -110,13 +112,13 @@ impl Relay {
         tokio::spawn(inbound.run(shutdown.clone()));
         tokio::spawn(queue.clone().run(delivery.clone(), tasks.clone(), shutdown.clone()));
         let idle = settings.queue.connection_idle;
-        let stop = shutdown.clone();
+        let (stop, closer) = (shutdown.clone(), delivery.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(idle.max(Duration::from_millis(500)));
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    _ = tick.tick() => delivery.close_idle(idle),
+                    _ = tick.tick() => closer.close_idle(idle),
                 }
             }
         });
@@ -134,7 +136,7 @@ impl Relay {
                 }
             }
         });
-        Ok(Self { queue, metrics, receive_log, send_log, maildir, security, tasks })
+        Ok(Self { queue, metrics, receive_log, send_log, maildir, security, tasks, delivery })
     }
 }
 

@@ -6,6 +6,7 @@ mod cert;
 mod counters;
 mod edge;
 mod fleet;
+mod partner;
 mod policy;
 mod protocol_log;
 mod queue;
@@ -67,6 +68,9 @@ enum Command {
     Queue(queue::Command),
     /// An edge's Send or Receive protocol log (verbose connectors).
     ProtocolLog(protocol_log::ProtocolLogArgs),
+    /// Test a partner before trusting it (partner test).
+    #[command(subcommand)]
+    Partner(partner::Command),
     /// What an edge would do with one envelope, and why (policy explain).
     #[command(subcommand)]
     Policy(policy::Command),
@@ -120,6 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue(command) => queue::run(&mut context, command).await,
         Command::ProtocolLog(args) => protocol_log::run(&mut context, args).await,
         Command::Policy(command) => policy::run(&mut context, command).await,
+        Command::Partner(command) => partner::run(&mut context, command).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
         Command::Whoami => audit::whoami(&mut context).await,
         Command::Completions { .. } => Ok(()),

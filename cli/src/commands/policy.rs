@@ -138,7 +138,7 @@ async fn explain(context: &mut Context, args: ExplainArgs) -> anyhow::Result<()>
 }
 
 /// The edge when none is named: the organization's only one.
-async fn only_edge(context: &mut Context) -> anyhow::Result<String> {
+pub(super) async fn only_edge(context: &mut Context) -> anyhow::Result<String> {
     let edges = context.client.list_edges(pb::ListEdgesRequest {}).await?.into_inner().edges;
     match edges.as_slice() {
         [only] => Ok(only.name.clone()),

@@ -13,13 +13,17 @@ use crate::{authz::Admin, db};
 /// How long a caller waits for an edge to answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 
+/// How long `partner test` waits: several hosts, each step capped at 10 s on the edge.
+pub const PARTNER_TEST_WAIT: Duration = Duration::from_secs(60);
+
 impl Directory {
     /// The messages in an edge's queue. They name senders and recipients: org-admins
     /// and the edge's server-admins only.
     pub async fn list_queue(&self, admin: &Admin, edge: &ObjectName) -> Result<Vec<pb::QueuedMessage>> {
         admin.require_edges("list a queue", [edge])?;
         let command = pb::QueueCommand::new(pb::QueueAction::List, "");
-        let answer = self.ask(admin, edge, "queue-list", pb::certificate_task::Action::Queue(command)).await?;
+        let answer =
+            self.ask(admin, edge, "queue-list", pb::certificate_task::Action::Queue(command), ANSWER_WAIT).await?;
         Ok(answer.queue)
     }
 
@@ -34,7 +38,8 @@ impl Directory {
         let word = action.word();
         admin.require_edges(&format!("{word} a queued message"), [edge])?;
         let command = pb::QueueCommand::new(action, id);
-        self.ask(admin, edge, &format!("queue-{word}"), pb::certificate_task::Action::Queue(command)).await?;
+        self.ask(admin, edge, &format!("queue-{word}"), pb::certificate_task::Action::Queue(command), ANSWER_WAIT)
+            .await?;
         Ok(())
     }
 
@@ -46,7 +51,8 @@ impl Directory {
         query: pb::ProtocolLogQuery,
     ) -> Result<Vec<String>> {
         admin.require_edges("read protocol logs", [edge])?;
-        let answer = self.ask(admin, edge, "protocol-log", pb::certificate_task::Action::ProtocolLog(query)).await?;
+        let action = pb::certificate_task::Action::ProtocolLog(query);
+        let answer = self.ask(admin, edge, "protocol-log", action, ANSWER_WAIT).await?;
         Ok(answer.log_lines)
     }
 
@@ -67,24 +73,44 @@ impl Directory {
                 .ok_or_else(|| db::Error::NotFound { kind: "edge", name: edge.to_string() })?;
             question.snapshot = Some(snapshot);
         }
-        let answer =
-            self.ask(admin, edge, "explain-policy", pb::certificate_task::Action::ExplainPolicy(question)).await?;
+        let answer = self
+            .ask(admin, edge, "explain-policy", pb::certificate_task::Action::ExplainPolicy(question), ANSWER_WAIT)
+            .await?;
         answer.explanation.ok_or_else(|| Error::EdgeRefused {
             edge: edge.to_string(),
             reason: "the edge answered without an explanation (is it older than this controller?)".to_owned(),
         })
     }
 
-    /// Queues `action` for `edge` and waits for its answer.
+    /// `dsctl partner test`: the edge probes the partner as a Domain Secured delivery
+    /// would (or checks a certificate it sent, `inbound`); no mail is sent. It opens
+    /// connections from the edge: org-admins and the edge's server-admins only.
+    pub async fn test_partner(
+        &self,
+        admin: &Admin,
+        edge: &ObjectName,
+        test: pb::PartnerTest,
+    ) -> Result<pb::PartnerTestReport> {
+        admin.require_edges("test a partner", [edge])?;
+        let action = pb::certificate_task::Action::PartnerTest(test);
+        let answer = self.ask(admin, edge, "partner-test", action, PARTNER_TEST_WAIT).await?;
+        answer.partner_test.ok_or_else(|| Error::EdgeRefused {
+            edge: edge.to_string(),
+            reason: "the edge answered without a report (is it older than this controller?)".to_owned(),
+        })
+    }
+
+    /// Queues `action` for `edge` and waits up to `wait` for its answer.
     async fn ask(
         &self,
         admin: &Admin,
         edge: &ObjectName,
         kind: &str,
         action: pb::certificate_task::Action,
+        wait: Duration,
     ) -> Result<pb::CertificateResult> {
         let task = self.queue_task(admin, edge, kind, action).await?;
-        let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         let mut poll = tokio::time::interval(Duration::from_millis(50));
         loop {
             poll.tick().await;
@@ -98,9 +124,9 @@ impl Directory {
                     return Err(Error::EdgeRefused { edge: edge.to_string(), reason });
                 }
                 _ if tokio::time::Instant::now() >= deadline => {
-                    let reason = format!("no answer within {} s", ANSWER_WAIT.as_secs());
+                    let reason = format!("no answer within {} s", wait.as_secs());
                     db::certificates::abandon(&self.pool, task.id, &reason).await?;
-                    return Err(Error::EdgeUnavailable { edge: edge.to_string(), seconds: ANSWER_WAIT.as_secs() });
+                    return Err(Error::EdgeUnavailable { edge: edge.to_string(), seconds: wait.as_secs() });
                 }
                 _ => {}
             }

@@ -442,6 +442,25 @@ impl AdminApi for AdminService {
         Ok(Response::new(pb::ExplainPolicyResponse { explanation: Some(explanation) }))
     }
 
+    async fn test_partner(&self, request: Request<pb::TestPartnerRequest>) -> Reply<pb::TestPartnerResponse> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let edge = convert::object_name("edge", &request.edge).map_err(invalid)?;
+        let domain = convert::domain("domain", &request.domain).map_err(invalid)?;
+        let certificates = match request.inbound {
+            true => convert::certificate_chain("certificate", &request.certificate).map_err(invalid)?,
+            false if !request.certificate.is_empty() => {
+                return Err(Status::invalid_argument(
+                    "certificate: only with inbound (a certificate the partner sent)",
+                ));
+            }
+            false => Vec::new(),
+        };
+        let test = proto::edge::PartnerTest { domain: domain.to_string(), inbound: request.inbound, certificates };
+        let report = self.directory.test_partner(&admin, &edge, test).await?;
+        Ok(Response::new(pb::TestPartnerResponse { report: Some(report) }))
+    }
+
     async fn get_protocol_log(&self, request: Request<pb::GetProtocolLogRequest>) -> Reply<pb::GetProtocolLogResponse> {
         let admin = self.caller(&request).await?;
         let request = request.into_inner();

@@ -113,7 +113,7 @@ impl CertificateStore {
             Some(Action::Import(import)) => generate::import(self, import),
             Some(Action::Verify(verify)) => self.verify(&verify.thumbprint),
             Some(Action::ImportPfx(import)) => generate::import_pfx(self, import),
-            Some(Action::Queue(_) | Action::ProtocolLog(_) | Action::ExplainPolicy(_)) => {
+            Some(Action::Queue(_) | Action::ProtocolLog(_) | Action::ExplainPolicy(_) | Action::PartnerTest(_)) => {
                 Err(TaskError::Invalid("an operator command, not key work: the relay answers it".to_owned()))
             }
             None => Err(TaskError::Invalid("the task names no action".to_owned())),

@@ -25,13 +25,23 @@ pub struct EdgeState<'a> {
 
 /// True for the tasks this module answers (the certificate store answers the rest).
 pub fn handles(task: &pb::CertificateTask) -> bool {
-    matches!(task.action, Some(Action::Queue(_) | Action::ProtocolLog(_) | Action::ExplainPolicy(_)))
+    matches!(
+        task.action,
+        Some(Action::Queue(_) | Action::ProtocolLog(_) | Action::ExplainPolicy(_) | Action::PartnerTest(_))
+    )
+}
+
+/// True for the commands that wait on the network (`partner test`): the caller runs
+/// them in the background.
+pub fn takes_long(task: &pb::CertificateTask) -> bool {
+    matches!(task.action, Some(Action::PartnerTest(_)))
 }
 
 /// Runs one operator command against the relay.
 pub async fn answer(edge: EdgeState<'_>, task: &pb::CertificateTask) -> pb::CertificateResult {
     let outcome = match (edge.relay, &task.action) {
         (None, _) => Err("the SMTP relay is not running on this edge".to_owned()),
+        (Some(relay), Some(Action::PartnerTest(test))) => partner_test(relay, edge.running.as_deref(), test).await,
         (Some(relay), Some(Action::ExplainPolicy(question))) => {
             explain_policy(relay, edge.running.as_deref(), edge.certificates, question)
         }
@@ -111,6 +121,21 @@ fn explain_policy(
     let temporary = relay.security.settings.temporary_refusals;
     let explanation = explain::explain(config, &certificates.smtp_certificates(), temporary, &question);
     Ok(pb::CertificateResult { explanation: Some(explanation.into()), ..Default::default() })
+}
+
+/// `dsctl partner test`: the outbound probe, or a certificate checked inbound.
+async fn partner_test(
+    relay: &Relay,
+    running: Option<&EdgeConfig>,
+    test: &pb::PartnerTest,
+) -> Result<pb::CertificateResult, String> {
+    let config = running.ok_or("this edge has no configuration yet")?;
+    let report = if test.inbound {
+        relay.delivery.test_inbound_certificate(config, &test.certificates, &test.domain).await
+    } else {
+        relay.delivery.test_partner(config, relay.queue.settings(), &test.domain).await
+    };
+    Ok(pb::CertificateResult { partner_test: Some(report), ..Default::default() })
 }
 
 fn to_proto(message: crate::queue::QueuedMessage) -> pb::QueuedMessage {

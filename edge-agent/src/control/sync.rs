@@ -252,6 +252,19 @@ impl EdgeAgent {
                         }
                     }
                     Ok(Some(pb::ControllerMessage { kind: Some(controller_message::Kind::CertificateTask(task)) })) => {
+                        if operator::takes_long(&task) {
+                            // Network work (partner test): in the background, so the
+                            // stream keeps carrying snapshots and heartbeats meanwhile.
+                            let running = self.config.borrow().clone();
+                            let (relay, certificates, answers) = (self.relay.clone(), self.certificates.clone(), sender.clone());
+                            tokio::spawn(async move {
+                                let edge = operator::EdgeState { relay: relay.as_ref(), running, certificates: &certificates };
+                                let mut result = operator::answer(edge, &task).await;
+                                result.certificates = certificates.inventory();
+                                let _ = answers.send(message(Kind::CertificateResult(result))).await;
+                            });
+                            continue;
+                        }
                         let result = if operator::handles(&task) {
                             let running = self.config.borrow().clone();
                             let edge = operator::EdgeState { relay: self.relay.as_ref(), running, certificates: &self.certificates };

@@ -2,6 +2,8 @@
 //! connector's next hops), one transaction per destination, connections reused
 //! and capped per destination; permanent failures and expiry produce a DSN.
 
+mod partner_test;
+
 use std::{
     collections::{BTreeMap, HashMap},
     io,

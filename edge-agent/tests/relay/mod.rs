@@ -6,6 +6,7 @@ mod drain;
 mod explain;
 mod inbound;
 mod operations;
+mod partner_test;
 mod pki;
 mod recovery;
 mod support;

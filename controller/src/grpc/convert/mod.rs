@@ -124,6 +124,32 @@ pub fn policy_question(
     Ok(proto::edge::PolicyQuestion { from, to, client_ip, binding, snapshot: None })
 }
 
+/// A certificate file (PEM blocks, leaf first, or one DER certificate) as DER
+/// certificates, each parsed once so a file that is not one is refused here.
+pub fn certificate_chain(field: &str, file: &[u8]) -> Result<Vec<Vec<u8>>, InvalidField> {
+    if file.len() > MAX_CERTIFICATE_FILE {
+        return Err(InvalidField::new(field, "", format!("larger than {MAX_CERTIFICATE_FILE} bytes")));
+    }
+    let chain: Vec<Vec<u8>> = match pem::parse_many(file) {
+        Ok(blocks) if !blocks.is_empty() => {
+            blocks.into_iter().filter(|block| block.tag() == "CERTIFICATE").map(pem::Pem::into_contents).collect()
+        }
+        _ => vec![file.to_vec()],
+    };
+    if chain.is_empty() {
+        return Err(InvalidField::new(field, "", "no CERTIFICATE block in the PEM file"));
+    }
+    for (index, der) in chain.iter().enumerate() {
+        if x509_parser::parse_x509_certificate(der).is_err() {
+            return Err(InvalidField::new(format!("{field}[{index}]"), "", "not an X.509 certificate (PEM or DER)"));
+        }
+    }
+    Ok(chain)
+}
+
+/// The largest certificate file `partner test --inbound` takes.
+const MAX_CERTIFICATE_FILE: usize = 1024 * 1024;
+
 /// RFC 5321's limit on a path, in octets.
 const MAX_ADDRESS: usize = 256;
 
