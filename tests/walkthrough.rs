@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use domainsec_e2e::*;
 
 const TED: &str = "ted@contoso.com";
+const PARTNER_DOMAIN: &str = "woodgrovebank.com";
 const KIM: &str = "kim@woodgrovebank.com";
 
 /// One organization's paper configuration: accepted domain, both secure lists naming
@@ -322,6 +323,48 @@ async fn the_papers_walkthrough_between_two_organizations() {
     let counters = counters_reach(&contoso, "mail1", "domain_secured.failure_reason.revoked", 1).await;
     assert!(counter(&counters, "domain_secured.failure_reason.revocation-unavailable") >= 1, "{counters}");
     assert_eq!(woodgrove.mailbox("mail", KIM).len(), 2, "nothing downgraded: the revoked partner got nothing");
+    // 10. The fleet-wide partner report: traffic, failures by reason, certificates seen.
+    let report = contoso.json(&["partner", "report", "--since", "1h"]).await;
+    let woodgrove_row = report["partners"].as_array().unwrap().iter().find(|p| p["partner"] == PARTNER_DOMAIN).cloned();
+    let woodgrove_row = woodgrove_row.unwrap_or_else(|| panic!("no row for the partner: {report}"));
+    assert!(woodgrove_row["sent"].as_u64().unwrap() >= 2, "{woodgrove_row}");
+    assert!(woodgrove_row["received"].as_u64().unwrap() >= 1, "{woodgrove_row}");
+    assert!(woodgrove_row["reasons"]["outbound.revoked"].as_u64().unwrap() >= 1, "{woodgrove_row}");
+    // The test CA issues for 30 days: inside the default 30-day watch, outside a 1-day one.
+    let seen = &woodgrove_row["certificates"][0];
+    assert!(seen["subject"].as_str().unwrap().contains("woodgrovebank"), "{woodgrove_row}");
+    assert_eq!(seen["expiring"], true, "expires within 30 days: {seen}");
+    assert!(!report["edge_certificates"].as_array().unwrap().is_empty(), "{report}");
+    let report = contoso.json(&["partner", "report", "--expiring-within", "1d"]).await;
+    let later = report["partners"].as_array().unwrap().iter().find(|p| p["partner"] == PARTNER_DOMAIN).unwrap();
+    assert_eq!(later["certificates"][0]["expiring"], false, "not within a day: {later}");
+    assert!(report["edge_certificates"].as_array().unwrap().iter().all(|c| c["expiring"] == false), "{report}");
+    // The same as RFC 8460 aggregate reports (one per partner domain).
+    let reports = contoso.json(&["partner", "report", "--format", "tlsrpt", "--domain", PARTNER_DOMAIN]).await;
+    let tlsrpt = &reports[0];
+    for field in ["organization-name", "contact-info", "report-id"] {
+        assert!(tlsrpt[field].is_string(), "{field}: {tlsrpt}");
+    }
+    for field in ["start-datetime", "end-datetime"] {
+        let value = tlsrpt["date-range"][field].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(value).is_ok(), "{field} {value:?}");
+    }
+    let policy = &tlsrpt["policies"][0];
+    assert!(
+        ["tlsa", "sts", "no-policy-found"].contains(&policy["policy"]["policy-type"].as_str().unwrap()),
+        "{policy}"
+    );
+    assert_eq!(policy["policy"]["policy-domain"], PARTNER_DOMAIN);
+    assert!(policy["summary"]["total-successful-session-count"].as_u64().unwrap() >= 1, "{policy}");
+    assert!(policy["summary"]["total-failure-session-count"].as_u64().unwrap() >= 1, "{policy}");
+    let details = policy["failure-details"].as_array().unwrap();
+    assert!(
+        details
+            .iter()
+            .any(|d| d["result-type"] == "validation-failure" && d["failed-session-count"].as_u64() >= Some(1)),
+        "{policy}"
+    );
+
     // ... and `partner test` names the failing step, with the line a delivery logs.
     let run = contoso.dsctl(&["-o", "json", "partner", "test", "woodgrovebank.com", "--edge", "mail1"]).await;
     assert!(!run.success, "a revoked partner fails the test: {}", run.stdout);

@@ -7,6 +7,7 @@ mod counters;
 mod edge;
 mod fleet;
 mod partner;
+mod partner_report;
 mod policy;
 mod protocol_log;
 mod queue;

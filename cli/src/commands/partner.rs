@@ -18,6 +18,39 @@ pub enum Command {
     /// sent. With --inbound, check a certificate the partner sent against the
     /// receive rules instead. Exits 1 when the partner would fail.
     Test(TestArgs),
+    /// Per partner across every edge: Domain-Secured messages in and out, sessions,
+    /// failures by direction and reason, the certificates the partner presented; and
+    /// certificates (partners' and the edges' own) that expire soon, flagged. Any role.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The period, back from now, e.g. 24h, 7d (at most 30d, the retention).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub(super) since: std::time::Duration,
+    /// Only this partner (its secure-list entry).
+    #[arg(long)]
+    pub(super) domain: Option<String>,
+    /// Flag certificates that expire within this, e.g. 30d.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub(super) expiring_within: std::time::Duration,
+    /// `report` (a table, or JSON with -o json) or `tlsrpt`: one RFC 8460 SMTP TLS
+    /// Reporting aggregate report per partner domain (JSON, outbound sessions).
+    #[arg(long = "format", value_enum, default_value_t = ReportFormat::Report)]
+    pub(super) report_format: ReportFormat,
+    /// With --format tlsrpt: the report's contact-info [default: postmaster@ the first accepted domain].
+    #[arg(long)]
+    pub(super) contact: Option<String>,
+}
+
+/// `--format` of `partner report`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(super) enum ReportFormat {
+    /// The fleet-wide partner report.
+    Report,
+    /// RFC 8460 aggregate reports, one per partner domain.
+    Tlsrpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +93,7 @@ struct HostView {
 pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Test(args) => test(context, args).await,
+        Command::Report(args) => super::partner_report::run(context, args).await,
     }
 }
 

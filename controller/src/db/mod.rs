@@ -11,6 +11,7 @@ pub mod certificates;
 pub mod change;
 pub mod edges;
 pub mod organization;
+pub mod partners;
 pub mod receive_connectors;
 pub mod send_connectors;
 pub mod subscriptions;

@@ -100,6 +100,77 @@ impl Directory {
         })
     }
 
+    /// `dsctl partner report`: what the edges observed of each partner since `since`,
+    /// the certificates partners presented, and the edges' own SMTP certificates, each
+    /// flagged when it expires before `expiry_horizon`. Read-only: any role.
+    pub async fn partner_report(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        domain: Option<&str>,
+        expiry_horizon: chrono::DateTime<chrono::Utc>,
+    ) -> Result<proto::admin::PartnerReportResponse> {
+        use proto::admin as admin_pb;
+        let (organization, _) = self.organization().await?;
+        let figures = db::partners::figures(&self.pool, since).await?;
+        let seen = db::partners::certificates(&self.pool, since).await?;
+        let wanted = |partner: &str| domain.is_none_or(|domain| domain.eq_ignore_ascii_case(partner));
+        let mut partners: std::collections::BTreeMap<String, admin_pb::PartnerSummary> = figures
+            .into_iter()
+            .filter(|(partner, _)| wanted(partner))
+            .map(|(partner, f)| {
+                let summary = admin_pb::PartnerSummary {
+                    partner: partner.clone(),
+                    received: f.received,
+                    sent: f.sent,
+                    outbound_failures: f.outbound_failures,
+                    inbound_refusals: f.inbound_refusals,
+                    outbound_sessions: f.outbound_sessions,
+                    reasons: f.reasons.into_iter().collect(),
+                    edges: f.edges,
+                    certificates: Vec::new(),
+                };
+                (partner, summary)
+            })
+            .collect();
+        for certificate in seen.into_iter().filter(|c| wanted(&c.partner)) {
+            let summary = partners.entry(certificate.partner.clone()).or_insert_with(|| admin_pb::PartnerSummary {
+                partner: certificate.partner.clone(),
+                ..Default::default()
+            });
+            summary.certificates.push(admin_pb::PartnerCertificate {
+                sha256: certificate.sha256,
+                subject: certificate.subject,
+                issuer: certificate.issuer,
+                not_after_unix: certificate.not_after.timestamp(),
+                last_seen_unix: certificate.last_seen.timestamp(),
+                edges: certificate.edges,
+                expiring: certificate.not_after <= expiry_horizon,
+            });
+        }
+        let edge_certificates = db::certificates::list(&self.pool, None)
+            .await?
+            .into_iter()
+            .filter(|c| c.services.iter().any(|s| s == "smtp"))
+            .filter_map(|c| {
+                let not_after = chrono::DateTime::parse_from_rfc3339(&c.not_after).ok()?.with_timezone(&chrono::Utc);
+                Some(admin_pb::OwnCertificate {
+                    edge: c.edge,
+                    thumbprint: c.thumbprint,
+                    subject: c.subject,
+                    not_after_unix: not_after.timestamp(),
+                    expiring: not_after <= expiry_horizon,
+                })
+            })
+            .collect();
+        Ok(admin_pb::PartnerReportResponse {
+            organization,
+            start_unix: since.timestamp(),
+            end_unix: chrono::Utc::now().timestamp(),
+            partners: partners.into_values().collect(),
+            edge_certificates,
+        })
+    }
+
     /// Queues `action` for `edge` and waits up to `wait` for its answer.
     async fn ask(
         &self,

@@ -323,6 +323,11 @@ impl EdgeStream {
                 self.state.nack_at = Some(now);
             }
             Some(Kind::Heartbeat(heartbeat)) => {
+                if let Err(error) =
+                    db::partners::record(&self.service.pool, self.state.edge_id, &heartbeat.partners).await
+                {
+                    warn!(%error, "could not record the edge's partner observations");
+                }
                 self.state.last_heartbeat_at = Some(now);
                 self.state.counters = Json(heartbeat.counters.into_iter().collect::<BTreeMap<_, _>>());
                 self.state.queue_length = i64::try_from(heartbeat.queue_length).ok();

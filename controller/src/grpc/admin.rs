@@ -461,6 +461,31 @@ impl AdminApi for AdminService {
         Ok(Response::new(pb::TestPartnerResponse { report: Some(report) }))
     }
 
+    async fn partner_report(&self, request: Request<pb::PartnerReportRequest>) -> Reply<pb::PartnerReportResponse> {
+        self.caller(&request).await?;
+        let request = request.into_inner();
+        let retention = u64::try_from(controller_retention_seconds()).unwrap_or(u64::MAX);
+        let since_seconds = match request.since_seconds {
+            0 => 24 * 3600,
+            seconds if seconds > retention => {
+                return Err(Status::invalid_argument(format!(
+                    "since_seconds: {seconds} is longer than the {} days observations are kept",
+                    crate::db::partners::RETENTION_DAYS
+                )));
+            }
+            seconds => seconds,
+        };
+        let domain = match request.domain.as_str() {
+            "" => None,
+            domain => Some(convert::domain_pattern("domain", domain).map_err(invalid)?.to_string()),
+        };
+        let days = if request.expiring_within_days == 0 { 30 } else { request.expiring_within_days };
+        let now = chrono::Utc::now();
+        let since = now - chrono::Duration::seconds(i64::try_from(since_seconds).unwrap_or(i64::MAX));
+        let horizon = now + chrono::Duration::days(i64::from(days));
+        Ok(Response::new(self.directory.partner_report(since, domain.as_deref(), horizon).await?))
+    }
+
     async fn get_protocol_log(&self, request: Request<pb::GetProtocolLogRequest>) -> Reply<pb::GetProtocolLogResponse> {
         let admin = self.caller(&request).await?;
         let request = request.into_inner();
@@ -551,3 +576,8 @@ impl AdminApi for AdminService {
 const DEFAULT_AUDIT_LIMIT: u32 = 50;
 const MAX_IMPORT_BYTES: usize = 1024 * 1024;
 const DEFAULT_SUBSCRIPTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// How far back `partner report` can look: the retention of observations.
+fn controller_retention_seconds() -> i64 {
+    i64::from(crate::db::partners::RETENTION_DAYS) * 24 * 3600
+}

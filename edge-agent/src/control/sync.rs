@@ -312,10 +312,12 @@ impl EdgeAgent {
             counters.extend(relay.metrics.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)));
             counters.extend(relay.security.counters.flat());
         }
+        let partners = self.relay.as_ref().map(|relay| partner_observations(&relay.security.counters.counts()));
         let beat = pb::Heartbeat {
             applied_version: self.current.as_ref().map_or(0, |s| s.version),
             counters,
             queue_length: self.relay.as_ref().map_or(0, |r| r.queue.len() as u64),
+            partners: partners.unwrap_or_default(),
         };
         fit_heartbeat(beat)
     }
@@ -378,8 +380,37 @@ fn fit_heartbeat(mut beat: pb::Heartbeat) -> pb::Heartbeat {
         return beat;
     }
     beat.counters.retain(|name, _| !is_breakdown(name));
+    beat.partners.clear();
     tracing::error!(size, kept = beat.encoded_len(), "heartbeat too large; sending totals without per-partner rows");
     beat
+}
+
+/// The per-partner figures and certificates, as the heartbeat carries them.
+fn partner_observations(counts: &crate::domain_security::counters::Counts) -> Vec<pb::PartnerObservation> {
+    counts
+        .partners
+        .iter()
+        .map(|(partner, figures)| pb::PartnerObservation {
+            partner: partner.clone(),
+            received: figures.received,
+            sent: figures.sent,
+            outbound_failures: figures.outbound_failures,
+            inbound_refusals: figures.inbound_refusals,
+            outbound_sessions: figures.outbound_sessions,
+            reasons: figures.reasons.iter().map(|(reason, count)| (reason.clone(), *count)).collect(),
+            certificates: figures
+                .certificates
+                .iter()
+                .map(|(sha256, seen)| pb::SeenCertificate {
+                    sha256: sha256.clone(),
+                    subject: seen.subject.clone(),
+                    issuer: seen.issuer.clone(),
+                    not_after_unix: seen.not_after,
+                    last_seen_unix: seen.last_seen,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Per-partner and per-reason counter rows (totals keep their names).
@@ -433,12 +464,17 @@ mod tests {
         let mut counters: HashMap<String, u64> =
             (0..200_000).map(|n| (format!("domain_secured.inbound_refusals.p{n}.woodgrovebank.com"), 1)).collect();
         counters.insert("domain_secured.inbound_refusals".to_owned(), 200_000);
-        let beat = pb::Heartbeat { applied_version: 3, counters, queue_length: 0 };
+        let beat = pb::Heartbeat { applied_version: 3, counters, queue_length: 0, partners: Vec::new() };
         let fitted = fit_heartbeat(beat);
         assert!(prost::Message::encoded_len(&fitted) <= HEARTBEAT_BUDGET_BYTES);
         assert_eq!(fitted.counters.get("domain_secured.inbound_refusals"), Some(&200_000));
         assert_eq!(fitted.applied_version, 3);
-        let small = pb::Heartbeat { applied_version: 1, counters: HashMap::from([("a".into(), 1)]), queue_length: 2 };
+        let small = pb::Heartbeat {
+            applied_version: 1,
+            counters: HashMap::from([("a".into(), 1)]),
+            queue_length: 2,
+            partners: Vec::new(),
+        };
         assert_eq!(fit_heartbeat(small.clone()), small);
     }
 

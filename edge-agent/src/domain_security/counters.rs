@@ -56,6 +56,28 @@ pub struct PartnerCounts {
     pub outbound_failures: u64,
     /// Inbound transactions from it refused.
     pub inbound_refusals: u64,
+    /// Outbound sessions to it that passed Domain Security (TLS-RPT's successful sessions).
+    pub outbound_sessions: u64,
+    /// Its failures and refusals by direction and reason (`outbound.revoked`,
+    /// `inbound.starttls-not-used`).
+    pub reasons: BTreeMap<String, u64>,
+    /// Certificates it presented, by SHA-256 (at most [`MAX_CERTIFICATES_PER_PARTNER`],
+    /// the most recently seen).
+    pub certificates: BTreeMap<String, SeenCertificate>,
+}
+
+/// A certificate a partner presented (passing the checks or not).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SeenCertificate {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// End of validity, Unix seconds.
+    pub not_after: i64,
+    /// When this edge last saw it, Unix seconds.
+    pub last_seen: i64,
 }
 
 impl DomainSecurityCounters {
@@ -93,7 +115,9 @@ impl DomainSecurityCounters {
     pub fn outbound_failure(&self, entry: &DomainPattern, reason: &'static str) {
         self.update(|c| {
             c.outbound_session_failures += 1;
-            c.partner(entry).outbound_failures += 1;
+            let partner = c.partner(entry);
+            partner.outbound_failures += 1;
+            *partner.reasons.entry(format!("outbound.{reason}")).or_default() += 1;
             *c.reasons.entry(reason.to_owned()).or_default() += 1;
         });
     }
@@ -102,8 +126,31 @@ impl DomainSecurityCounters {
     pub fn inbound_refusal(&self, entry: &DomainPattern, reason: &'static str) {
         self.update(|c| {
             c.inbound_refusals += 1;
-            c.partner(entry).inbound_refusals += 1;
+            let partner = c.partner(entry);
+            partner.inbound_refusals += 1;
+            *partner.reasons.entry(format!("inbound.{reason}")).or_default() += 1;
             *c.reasons.entry(reason.to_owned()).or_default() += 1;
+        });
+    }
+
+    /// An outbound session to a partner under list `entry` that passed Domain Security.
+    pub fn outbound_session(&self, entry: &DomainPattern) {
+        self.update(|c| c.partner(entry).outbound_sessions += 1);
+    }
+
+    /// A certificate the partner under list `entry` presented; the least recently
+    /// seen is forgotten past [`MAX_CERTIFICATES_PER_PARTNER`].
+    pub fn certificate_seen(&self, entry: &DomainPattern, sha256: &str, seen: SeenCertificate) {
+        self.update(|c| {
+            let certificates = &mut c.partner(entry).certificates;
+            certificates.insert(sha256.to_owned(), seen);
+            while certificates.len() > MAX_CERTIFICATES_PER_PARTNER {
+                let oldest = certificates.iter().min_by_key(|(_, seen)| seen.last_seen).map(|(sha, _)| sha.clone());
+                match oldest {
+                    Some(sha) => certificates.remove(&sha),
+                    None => break,
+                };
+            }
         });
     }
 
@@ -178,6 +225,9 @@ impl Counts {
     }
 }
 
+/// Certificates remembered per partner (a rollover shows old and new side by side).
+pub const MAX_CERTIFICATES_PER_PARTNER: usize = 4;
+
 /// Partner rows kept apart; the secure lists of a real organization hold far fewer.
 pub const MAX_PARTNERS: usize = 1000;
 /// The row that counts every partner past [`MAX_PARTNERS`].
@@ -205,6 +255,7 @@ mod tests {
         assert_eq!((counts.messages_received, counts.messages_sent, counts.outbound_session_failures), (1, 2, 1));
         assert_eq!(counts.partners["fabrikam.com"].outbound_failures, 1);
         assert_eq!(counts.reasons["name-mismatch"], 1);
+        assert_eq!(counts.partners["fabrikam.com"].reasons["outbound.name-mismatch"], 1);
         let flat: BTreeMap<String, u64> = reloaded.flat().into_iter().collect();
         assert_eq!(flat["domain_secured.sent.woodgrovebank.com"], 2);
         assert_eq!(flat["domain_secured.failure_reason.name-mismatch"], 1);

@@ -96,4 +96,19 @@ impl DomainSecurity {
     pub fn client_role(&self) -> PeerRole {
         PeerRole::Client { accept_server_auth: self.settings.accept_server_auth_client_certificates }
     }
+
+    /// Notes the leaf of `chain` as seen from the partner under list `entry`, for
+    /// `dsctl partner report` and the expiry watch (whether it passed or not).
+    pub fn observe(&self, entry: &domainsec_model::DomainPattern, chain: &[Vec<u8>]) {
+        let Some(leaf) = chain.first() else { return };
+        let Ok((_, certificate)) = x509_parser::parse_x509_certificate(leaf) else { return };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let seen = counters::SeenCertificate {
+            subject: certificate.subject().to_string(),
+            issuer: certificate.issuer().to_string(),
+            not_after: certificate.validity().not_after.timestamp(),
+            last_seen: i64::try_from(now).unwrap_or(i64::MAX),
+        };
+        self.counters.certificate_seen(entry, &domainsec_model::Fingerprint::of(leaf).to_string(), seen);
+    }
 }

@@ -12,7 +12,7 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use domainsec_model::{Domain, ProtocolLoggingLevel, Routing, SendConnector, SmartHostName};
+use domainsec_model::{Domain, DomainPattern, ProtocolLoggingLevel, Routing, SendConnector, SmartHostName};
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, error, info, warn};
 
@@ -281,7 +281,7 @@ impl Delivery {
         let mut last_status = "4.4.1";
         for hop in hops {
             for &address in &hop.addresses {
-                let target = Target { connector, hop, address, ehlo: attempt.ehlo, secure: secure.as_deref() };
+                let target = Target { connector, hop, address, ehlo: attempt.ehlo, secure: secure.as_deref(), entry };
                 let mut session = match self.session(attempt.config, &target, queue).await {
                     Ok(session) => session,
                     Err(error) => {
@@ -410,8 +410,16 @@ impl Delivery {
         }
         if let Some(domain) = target.secure {
             let chain = session.tls.as_ref().map(|t| t.peer_certificates.clone()).unwrap_or_default();
+            if let Some(entry) = target.entry {
+                self.security.observe(entry, &chain);
+            }
             match self.security.check(config, &chain, PeerRole::Server, domain).await {
-                Ok(peer) => session.note(&format!("Domain Secured: {domain}; cert={}", peer.sha256)),
+                Ok(peer) => {
+                    if let Some(entry) = target.entry {
+                        self.security.counters.outbound_session(entry);
+                    }
+                    session.note(&format!("Domain Secured: {domain}; cert={}", peer.sha256));
+                }
                 Err(failure) => {
                     let error = AttemptError::secure(&mut session, SecurityFailure::Peer(failure));
                     session.quit().await;
@@ -477,6 +485,8 @@ struct Target<'a> {
     ehlo: &'a str,
     /// The partner domain when Domain Security applies.
     secure: Option<&'a str>,
+    /// Its secure-list entry (the counters' key).
+    entry: Option<&'a DomainPattern>,
 }
 
 enum LocalError {

@@ -42,6 +42,7 @@ impl Session {
             return Err(self.refusal(entry, SecurityFailure::NoClientCertificate, domain.as_str()));
         }
         let role = security.client_role();
+        security.observe(entry, &tls.peer_certificates);
         match security.check(&self.context.config, &tls.peer_certificates, role, domain.as_str()).await {
             Ok(peer) => {
                 self.log.record(Event::Information, &format!("{domain}; cert={}", peer.sha256), "Domain Secured");
