@@ -3,6 +3,7 @@
 mod accepted_domain;
 mod audit;
 mod cert;
+mod config;
 mod counters;
 mod edge;
 mod fleet;
@@ -66,8 +67,11 @@ enum Command {
     Queue(queue::Command),
     /// An edge's Send or Receive protocol log (verbose connectors).
     ProtocolLog(protocol_log::ProtocolLogArgs),
-    /// Recent configuration changes, newest first.
+    /// Recent configuration changes, newest first; `audit show ID` for one change's differences.
     Audit(audit::AuditArgs),
+    /// The whole configuration as one document: export, apply (--dry-run), rollback to a version.
+    #[command(subcommand)]
+    Config(config::Command),
     /// Show who the credential belongs to and what it may do.
     Whoami,
     /// Print a shell completion script, e.g. `dsctl completions bash > /etc/bash_completion.d/dsctl`.
@@ -116,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue(command) => queue::run(&mut context, command).await,
         Command::ProtocolLog(args) => protocol_log::run(&mut context, args).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
+        Command::Config(command) => config::run(&mut context, command).await,
         Command::Whoami => audit::whoami(&mut context).await,
         Command::Completions { .. } => Ok(()),
     }
