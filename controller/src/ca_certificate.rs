@@ -33,7 +33,11 @@ impl CaCertificate {
         Ok(Self {
             sha256: Fingerprint::of(&der).to_string(),
             subject: certificate.subject().to_string(),
-            certificate_pem: pem::encode(&pem::Pem::new("CERTIFICATE", der.clone())),
+            // LF line endings: a document shows it as a YAML block, and one spelling compares equal.
+            certificate_pem: pem::encode_config(
+                &pem::Pem::new("CERTIFICATE", der.clone()),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            ),
         })
     }
 }
