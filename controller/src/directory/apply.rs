@@ -98,8 +98,8 @@ async fn write_accepted_domains(tx: &mut Change, current: &ConfigDocument, targe
     Ok(())
 }
 
-/// Removals first, then changes, then additions, so a binding or a name moves
-/// from one connector to another within the document.
+/// Removals first, then changes and additions, so a binding or a name that moves
+/// from a removed connector to another one is free when it is written.
 async fn write_connectors(tx: &mut Change, current: &ConfigDocument, target: &ConfigDocument) -> Result<()> {
     let same_receive = |a: &domainsec_model::ReceiveConnector, b: &domainsec_model::ReceiveConnector| {
         a.edge == b.edge && a.name == b.name
@@ -120,15 +120,9 @@ async fn write_connectors(tx: &mut Change, current: &ConfigDocument, target: &Co
             None => db::send_connectors::insert(tx.conn(), connector).await.map_err(|e| at(&path, e))?,
         }
     }
-    let (changed, added): (Vec<_>, Vec<_>) = target
-        .receive_connectors
-        .iter()
-        .filter(|c| !current.receive_connectors.contains(c))
-        .partition(|c| current.receive_connectors.iter().any(|old| same_receive(old, c)));
-    for connector in changed.into_iter().chain(added) {
+    for connector in target.receive_connectors.iter().filter(|c| !current.receive_connectors.contains(c)) {
         let path = format!("receive_connectors[{}/{}]", connector.edge, connector.name);
-        let exists = current.receive_connectors.iter().any(|old| same_receive(old, connector));
-        let written = if exists {
+        let written = if current.receive_connectors.iter().any(|old| same_receive(old, connector)) {
             db::receive_connectors::update(tx.conn(), connector).await
         } else {
             db::receive_connectors::insert(tx.conn(), connector).await
