@@ -6,14 +6,14 @@ use controller::testing::TestController;
 use domainsec_model::Role;
 use sqlx::PgPool;
 
-struct Run {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-async fn dsctl(credentials: Option<&Path>, args: &[&str]) -> Run {
+pub(crate) async fn dsctl(credentials: Option<&Path>, args: &[&str]) -> Run {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dsctl"));
     command.args(args).env_remove("DSCTL_CREDENTIALS");
     if let Some(credentials) = credentials {
@@ -28,7 +28,7 @@ async fn dsctl(credentials: Option<&Path>, args: &[&str]) -> Run {
     }
 }
 
-async fn ok(credentials: &Path, args: &[&str]) -> String {
+pub(crate) async fn ok(credentials: &Path, args: &[&str]) -> String {
     let run = dsctl(Some(credentials), args).await;
     assert!(run.success, "dsctl {args:?} failed: {}", run.stderr);
     run.stdout

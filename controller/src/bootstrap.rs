@@ -101,6 +101,8 @@ pub async fn init(pool: &PgPool, state: &StateDir, options: &InitOptions) -> Res
     .execute(&mut *tx)
     .await
     .map_err(db::Error::from)?;
+    // Version 1's configuration (empty), the start of the history.
+    db::config_versions::record(&mut tx, 1).await?;
     let bundle = bundle(&ca, &admin, &options.admin_name, Role::OrgAdmin, &options.controllers);
     let written = write_state(state, &ca, &ca_key_pem, &api).and_then(|()| write_bundle(&options.out_admin, &bundle));
     if let Err(error) = written {

@@ -9,6 +9,8 @@
 //! - [`rotation`]: rotating the edge-port certificate without cutting edges off.
 //! - [`seal`]: encryption at rest for PFX bundles on their way to edges.
 //! - [`state_dir`]: private keys on the controller's disk, never in the database.
+//! - [`ca_certificate`]: what a trusted root may be (one CA certificate).
+//! - [`document`]: the whole configuration as one declarative document, and diffs.
 //! - [`db`]: all SQL; each change one transaction with a version bump and an audit row.
 //! - [`directory`]: the operations, authorised per [`authz`] role.
 //! - [`grpc`]: the admin API over mutual TLS.
@@ -18,9 +20,11 @@
 
 pub mod authz;
 pub mod bootstrap;
+pub mod ca_certificate;
 pub mod config;
 pub mod db;
 pub mod directory;
+pub mod document;
 pub mod edgesync;
 pub mod grpc;
 pub mod health;
@@ -71,6 +75,9 @@ pub async fn serve(
         .await
         .context("load the admin API's TLS credentials")?;
     let (organization, version) = directory::Directory::new(pool.clone()).organization().await?;
+    db::config_versions::record_current_if_missing(&pool)
+        .await
+        .context("record the current config version in the configuration history")?;
     let identity = edgesync::ControllerIdentity::load_or_create(&state, &organization)
         .context("load the edge port's direct-trust certificate")?;
     tracing::info!(

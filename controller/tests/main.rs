@@ -6,6 +6,7 @@ mod authentication;
 mod bad_input;
 mod bootstrap;
 mod connectors;
+mod history;
 mod operations;
 mod roles;
 mod support;

@@ -1,6 +1,6 @@
 //! `dsctl audit` and `dsctl whoami`.
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use proto::admin as pb;
 use serde::Serialize;
 use serde_json::Value;
@@ -12,10 +12,22 @@ use crate::{
 };
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    command: Option<AuditCommand>,
     /// How many entries, newest first.
     #[arg(long, default_value_t = 20)]
     limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// One entry with its before and after as differences (- removed, + added).
+    Show {
+        /// The entry's ID (the first column of `dsctl audit`).
+        id: i64,
+    },
 }
 
 #[derive(Serialize)]
@@ -79,6 +91,9 @@ fn compact(value: &Value) -> String {
 }
 
 pub async fn run(context: &mut Context, args: AuditArgs) -> anyhow::Result<()> {
+    if let Some(AuditCommand::Show { id }) = args.command {
+        return show(context, id).await;
+    }
     let entries = context
         .client
         .list_audit_entries(pb::ListAuditEntriesRequest { limit: args.limit })
@@ -100,6 +115,52 @@ pub async fn run(context: &mut Context, args: AuditArgs) -> anyhow::Result<()> {
         })
         .collect();
     output::list(context.format, &views)
+}
+
+#[derive(Serialize)]
+struct AuditDetailView<'a> {
+    #[serde(flatten)]
+    entry: AuditView,
+    differences: Vec<super::config::DifferenceView<'a>>,
+}
+
+/// `dsctl audit show ID`: the entry, then what it changed.
+async fn show(context: &mut Context, id: i64) -> anyhow::Result<()> {
+    let detail = context.client.get_audit_entry(pb::GetAuditEntryRequest { id }).await?.into_inner();
+    let entry = detail.entry.unwrap_or_default();
+    let view = AuditView {
+        id: entry.id,
+        at: entry.at,
+        actor: entry.actor,
+        actor_role: entry.actor_role,
+        action: entry.action,
+        target: entry.target,
+        config_version: entry.config_version,
+        before: serde_json::from_str(&entry.before_json).unwrap_or(Value::Null),
+        after: serde_json::from_str(&entry.after_json).unwrap_or(Value::Null),
+    };
+    if context.format == output::Format::Json {
+        let detail_view = AuditDetailView { entry: view, differences: super::config::views(&detail.differences) };
+        println!("{}", serde_json::to_string_pretty(&detail_view)?);
+        return Ok(());
+    }
+    let fields = vec![
+        ("ID", view.id.to_string()),
+        ("At", output::time(&view.at)),
+        ("Actor", view.actor.clone()),
+        ("Role", view.actor_role.clone()),
+        ("Action", view.action.clone()),
+        ("Target", view.target.clone()),
+        ("ConfigVersion", view.config_version.to_string()),
+    ];
+    output::object(context.format, &view, fields)?;
+    println!();
+    if detail.differences.is_empty() {
+        println!("(no differences recorded)");
+    } else {
+        print!("{}", super::config::render_differences(&detail.differences));
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]

@@ -3,6 +3,7 @@
 mod accepted_domain;
 mod audit;
 mod cert;
+mod config;
 mod counters;
 mod edge;
 mod fleet;
@@ -69,14 +70,17 @@ enum Command {
     Queue(queue::Command),
     /// An edge's Send or Receive protocol log (verbose connectors).
     ProtocolLog(protocol_log::ProtocolLogArgs),
-    /// Test a partner before trusting it (partner test).
+    /// Test a partner before trusting it (partner test), or report on every partner (partner report).
     #[command(subcommand)]
     Partner(partner::Command),
     /// What an edge would do with one envelope, and why (policy explain).
     #[command(subcommand)]
     Policy(policy::Command),
-    /// Recent configuration changes, newest first.
+    /// Recent configuration changes, newest first; `audit show ID` for one change's differences.
     Audit(audit::AuditArgs),
+    /// The whole configuration as one document: export, apply (--dry-run), rollback to a version.
+    #[command(subcommand)]
+    Config(config::Command),
     /// Show who the credential belongs to and what it may do.
     Whoami,
     /// Print a shell completion script, e.g. `dsctl completions bash > /etc/bash_completion.d/dsctl`.
@@ -127,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(command) => policy::run(&mut context, command).await,
         Command::Partner(command) => partner::run(&mut context, command).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
+        Command::Config(command) => config::run(&mut context, command).await,
         Command::Whoami => audit::whoami(&mut context).await,
         Command::Completions { .. } => Ok(()),
     }

@@ -38,3 +38,15 @@ pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<AuditEntry>> {
     .fetch_all(pool)
     .await?)
 }
+
+/// One entry by its id.
+pub async fn fetch(pool: &PgPool, id: i64) -> Result<AuditEntry> {
+    sqlx::query_as(
+        "SELECT id, at, actor, actor_role, action, target, config_version, before, after
+         FROM audit_log WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| super::Error::NotFound { kind: "audit entry", name: id.to_string() })
+}

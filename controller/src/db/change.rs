@@ -1,5 +1,6 @@
 //! One configuration change: a transaction that serialises with every other
-//! change, bumps the organization's config version and writes its audit row.
+//! change, bumps the organization's config version, writes its audit row and
+//! records the version's whole configuration document.
 
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -8,6 +9,7 @@ use super::{Error, Result};
 /// An open change. Dropping it without [`Change::commit`] rolls everything back.
 pub struct Change {
     tx: Transaction<'static, Postgres>,
+    version: i64,
     edges_changed: bool,
 }
 
@@ -35,15 +37,20 @@ impl Change {
             sqlx::query_scalar("SELECT config_version FROM organization WHERE id = 1 FOR UPDATE")
                 .fetch_optional(&mut *tx)
                 .await?;
-        if version.is_none() {
+        let Some(version) = version else {
             return Err(Error::NoOrganization);
-        }
-        Ok(Self { tx, edges_changed: false })
+        };
+        Ok(Self { tx, version, edges_changed: false })
     }
 
     /// The transaction's connection, for the table modules.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// The config version this change starts from (locked: no other change moves it).
+    pub fn version(&self) -> u64 {
+        u64::try_from(self.version).unwrap_or_default()
     }
 
     /// Marks that the set of trusted edge certificates changes, so every controller
@@ -54,15 +61,20 @@ impl Change {
 
     /// Bumps the version, writes the audit row, tells listening controllers, commits.
     /// Returns the new config version.
-    pub async fn commit(mut self, audit: Audit<'_>) -> Result<u64> {
+    pub async fn commit(self, audit: Audit<'_>) -> Result<u64> {
+        Ok(self.commit_audited(audit).await?.0)
+    }
+
+    /// [`Change::commit`], returning the new config version and the audit row's id.
+    pub async fn commit_audited(mut self, audit: Audit<'_>) -> Result<(u64, i64)> {
         let version: i64 = sqlx::query_scalar(
             "UPDATE organization SET config_version = config_version + 1 WHERE id = 1 RETURNING config_version",
         )
         .fetch_one(&mut *self.tx)
         .await?;
-        sqlx::query(
+        let audit_id: i64 = sqlx::query_scalar(
             "INSERT INTO audit_log (actor, actor_role, action, target, config_version, before, after)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(audit.actor)
         .bind(audit.actor_role)
@@ -71,8 +83,10 @@ impl Change {
         .bind(version)
         .bind(audit.before)
         .bind(audit.after)
-        .execute(&mut *self.tx)
+        .fetch_one(&mut *self.tx)
         .await?;
+        // The version's whole configuration, for export and rollback.
+        super::config_versions::record(&mut self.tx, version).await?;
         // Delivered on commit only; carries just the version (EdgeSync reads the rest).
         sqlx::query("SELECT pg_notify('domainsec_config', $1)")
             .bind(version.to_string())
@@ -82,7 +96,7 @@ impl Change {
             sqlx::query("SELECT pg_notify('domainsec_edges', '')").execute(&mut *self.tx).await?;
         }
         self.tx.commit().await?;
-        Ok(u64::try_from(version).unwrap_or_default())
+        Ok((u64::try_from(version).unwrap_or_default(), audit_id))
     }
 }
 

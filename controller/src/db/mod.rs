@@ -9,6 +9,7 @@ pub mod admins;
 pub mod audit;
 pub mod certificates;
 pub mod change;
+pub mod config_versions;
 pub mod edges;
 pub mod organization;
 pub mod partners;
@@ -60,6 +61,9 @@ pub enum Error {
     /// A PFX could not be sealed for storage.
     #[error("cannot seal the PFX for storage: {0}")]
     Seal(String),
+    /// A config version whose document the directory does not have.
+    #[error(transparent)]
+    VersionUnavailable(#[from] config_versions::Unavailable),
     /// A stored value no longer parses (edited by hand, or a bug).
     #[error("stored {what} {value:?} is invalid: {reason}")]
     Corrupt { what: &'static str, value: String, reason: String },

@@ -104,6 +104,17 @@ pub async fn trusted_edges(conn: &mut PgConnection) -> Result<Vec<(String, Strin
         .await?)
 }
 
+/// True when the named edge has a subscription that is neither used nor expired.
+pub async fn outstanding(conn: &mut PgConnection, edge: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM edge_subscriptions s JOIN edges e ON e.id = s.edge_id
+                        WHERE e.name = $1 AND s.used_at IS NULL AND s.expires_at > now())",
+    )
+    .bind(edge)
+    .fetch_one(conn)
+    .await?)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

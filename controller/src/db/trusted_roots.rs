@@ -67,3 +67,16 @@ pub async fn delete(conn: &mut PgConnection, sha256: &str) -> Result<TrustedRoot
     .await?
     .ok_or_else(|| Error::NotFound { kind: "trusted root", name: sha256.to_owned() })
 }
+
+/// Changes which edges a root is pushed to (`None`: every edge).
+pub async fn set_edges(conn: &mut PgConnection, sha256: &str, edges: Option<Vec<String>>) -> Result<()> {
+    let result = sqlx::query("UPDATE trusted_roots SET edges = $2 WHERE sha256 = $1")
+        .bind(sha256)
+        .bind(edges)
+        .execute(conn)
+        .await?;
+    if result.rows_affected() == 0 {
+        return Err(Error::NotFound { kind: "trusted root", name: sha256.to_owned() });
+    }
+    Ok(())
+}

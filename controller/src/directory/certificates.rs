@@ -4,11 +4,11 @@
 use domainsec_model::{Domain, DomainPattern, InvalidField, ObjectName, SubjectName};
 use proto::edge as pb;
 use uuid::Uuid;
-use x509_parser::prelude::FromDer;
 
 use super::{Directory, Result};
 use crate::{
     authz::Admin,
+    ca_certificate::CaCertificate,
     db::{
         self,
         certificates::{EdgeCertificate, Task},
@@ -254,22 +254,11 @@ impl Directory {
             [] => admin.require_org_admin("add a trusted root for every edge")?,
             named => admin.require_edges("add a trusted root", named)?,
         }
-        let der = single_certificate(data)?;
-        let (_, certificate) = x509_parser::prelude::X509Certificate::from_der(&der)
-            .map_err(|e| InvalidField::new("data", "", format!("not a certificate: {e}")))?;
-        if !certificate.is_ca() {
-            return Err(InvalidField::new(
-                "data",
-                certificate.subject().to_string(),
-                "not a CA certificate (basicConstraints CA is not set); trust a root or a cross-certificate, \
-                 not a server's certificate",
-            )
-            .into());
-        }
+        let certificate = CaCertificate::parse("data", data)?;
         let root = db::trusted_roots::TrustedRoot {
-            sha256: domainsec_model::Fingerprint::of(&der).to_string(),
-            subject: certificate.subject().to_string(),
-            certificate_pem: pem::encode(&pem::Pem::new("CERTIFICATE", der.clone())),
+            sha256: certificate.sha256,
+            subject: certificate.subject,
+            certificate_pem: certificate.certificate_pem,
             edges: (!edges.is_empty()).then(|| edges.iter().map(ToString::to_string).collect()),
             added_by: admin.name.clone(),
             added_at: chrono::Utc::now(),
@@ -313,21 +302,6 @@ impl Directory {
                 after: None,
             })
             .await?)
-    }
-}
-
-/// One certificate from PEM (exactly one CERTIFICATE block) or DER.
-fn single_certificate(data: &[u8]) -> Result<Vec<u8>, InvalidField> {
-    match pem::parse_many(data) {
-        Ok(blocks) if !blocks.is_empty() => {
-            let certificates: Vec<_> = blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").collect();
-            match certificates.as_slice() {
-                [one] => Ok(one.contents().to_vec()),
-                [] => Err(InvalidField::new("data", "", "the file holds no CERTIFICATE block")),
-                _ => Err(InvalidField::new("data", "", "the file holds several certificates; add one root at a time")),
-            }
-        }
-        _ => Ok(data.to_vec()),
     }
 }
 

@@ -8,6 +8,8 @@
 //! - `connectors`: send and receive connectors.
 //! - `edges`: subscriptions, fleet status, forced sync, sync tests.
 //! - `certificates`: certificate tasks and trusted roots.
+//! - `history`: one audit entry's differences, export, apply and rollback of the
+//!   whole configuration; `apply` writes a document's differences.
 
 use domainsec_model::{CrlProxy, Domain, DomainPattern, InvalidField, ObjectName, ProxyBypass, TransportConfig};
 use sqlx::PgPool;
@@ -22,13 +24,17 @@ use crate::{
     },
 };
 
+mod apply;
 mod certificates;
 mod connectors;
 mod edges;
+mod history;
 mod relay;
 
 pub use certificates::NewCertificate;
 pub use connectors::{ReceiveConnectorChange, SendConnectorChange};
+
+pub use history::{Applied, AuditDetail};
 
 pub use edges::{EdgeSide, EdgeSyncOutcome, EdgeSyncTest, FleetEntry, NewSubscription};
 

@@ -571,10 +571,48 @@ impl AdminApi for AdminService {
         let entries = self.directory.audit(limit).await?;
         Ok(Response::new(pb::ListAuditEntriesResponse { entries: entries.iter().map(convert::audit_entry).collect() }))
     }
+
+    async fn get_audit_entry(&self, request: Request<pb::GetAuditEntryRequest>) -> Reply<pb::AuditEntryDetail> {
+        self.caller(&request).await?;
+        let detail = self.directory.audit_entry(request.get_ref().id).await?;
+        Ok(Response::new(convert::audit_detail(&detail)))
+    }
+
+    async fn export_config(&self, request: Request<pb::ExportConfigRequest>) -> Reply<pb::ExportConfigResponse> {
+        self.caller(&request).await?;
+        let version = match request.get_ref().version {
+            0 => None,
+            version => Some(version),
+        };
+        let (document, version) = self.directory.export_config(version).await?;
+        Ok(Response::new(convert::exported(&document, version)))
+    }
+
+    async fn apply_config(&self, request: Request<pb::ApplyConfigRequest>) -> Reply<pb::ApplyConfigResponse> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        if request.document.len() > MAX_DOCUMENT_BYTES {
+            return Err(Status::invalid_argument(format!("document: larger than {MAX_DOCUMENT_BYTES} bytes")));
+        }
+        let applied = self.directory.apply_config(&admin, &request.document, request.dry_run).await?;
+        Ok(Response::new(convert::applied(applied)))
+    }
+
+    async fn rollback_config(&self, request: Request<pb::RollbackConfigRequest>) -> Reply<pb::ApplyConfigResponse> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        if request.to_version == 0 {
+            return Err(Status::invalid_argument("to_version: name the config version to roll back to (1 or more)"));
+        }
+        let applied = self.directory.rollback_config(&admin, request.to_version, request.dry_run).await?;
+        Ok(Response::new(convert::applied(applied)))
+    }
 }
 
 const DEFAULT_AUDIT_LIMIT: u32 = 50;
 const MAX_IMPORT_BYTES: usize = 1024 * 1024;
+/// A configuration document's largest size (trusted roots' PEM included).
+const MAX_DOCUMENT_BYTES: usize = 2 * 1024 * 1024;
 const DEFAULT_SUBSCRIPTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// How far back `partner report` can look: the retention of observations.

@@ -116,7 +116,7 @@ impl From<db::Error> for Status {
     fn from(error: db::Error) -> Self {
         match error {
             db::Error::Invalid(invalid) => Status::invalid_argument(invalid.to_string()),
-            db::Error::NotFound { .. } => Status::not_found(error.to_string()),
+            db::Error::NotFound { .. } | db::Error::VersionUnavailable(_) => Status::not_found(error.to_string()),
             db::Error::AlreadyExists { .. } => Status::already_exists(error.to_string()),
             db::Error::Subscription(_) | db::Error::NoEdgePort => Status::failed_precondition(error.to_string()),
             db::Error::NoOrganization | db::Error::OrganizationExists(_) => {

@@ -459,5 +459,7 @@ fn strings<T: ToString>(values: &[T]) -> Vec<String> {
 }
 
 mod edges;
+mod history;
 
 pub use edges::*;
+pub use history::*;
