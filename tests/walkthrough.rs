@@ -339,6 +339,11 @@ async fn the_papers_walkthrough_between_two_organizations() {
     let later = report["partners"].as_array().unwrap().iter().find(|p| p["partner"] == PARTNER_DOMAIN).unwrap();
     assert_eq!(later["certificates"][0]["expiring"], false, "not within a day: {later}");
     assert!(report["edge_certificates"].as_array().unwrap().iter().all(|c| c["expiring"] == false), "{report}");
+    // fleet status flags the edge's own SMTP certificate (30 days from the test CA).
+    let fleet = contoso.json(&["fleet", "status"]).await;
+    let mail1_row = fleet.as_array().unwrap().iter().find(|e| e["name"] == "mail1").unwrap();
+    assert_eq!(mail1_row["certificate_expiring"], true, "{mail1_row}");
+    assert!(!mail1_row["certificate_not_after"].as_str().unwrap().is_empty(), "{mail1_row}");
     // The same as RFC 8460 aggregate reports (one per partner domain).
     let reports = contoso.json(&["partner", "report", "--format", "tlsrpt", "--domain", PARTNER_DOMAIN]).await;
     let tlsrpt = &reports[0];

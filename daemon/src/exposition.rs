@@ -47,6 +47,24 @@ impl Exposition {
         self
     }
 
+    /// A gauge family, one sample per label set (a family without samples still
+    /// gets its HELP and TYPE, so an alert can be written before the first sample).
+    pub fn gauge_family<'a, L>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (L, i64)>,
+    ) -> &mut Self
+    where
+        L: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        self.header(name, help, "gauge");
+        for (labels, value) in samples {
+            self.sample(name, labels, &value.to_string());
+        }
+        self
+    }
+
     /// A histogram: cumulative `(upper bound, count)` buckets, then the sum and count.
     pub fn histogram(&mut self, name: &str, help: &str, buckets: &[(f64, u64)], sum: f64, count: u64) -> &mut Self {
         self.header(name, help, "histogram");

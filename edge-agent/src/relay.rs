@@ -45,6 +45,8 @@ pub struct Relay {
     pub tasks: TaskTracker,
     /// The delivery side (routes, next hops, the SMTP client): `partner test` uses it.
     pub delivery: Arc<Delivery>,
+    /// The edge's certificate store (the expiry watch reads its SMTP certificates).
+    pub certificates: CertificateStore,
 }
 
 /// Why the relay cannot start.
@@ -136,7 +138,8 @@ impl Relay {
                 }
             }
         });
-        Ok(Self { queue, metrics, receive_log, send_log, maildir, security, tasks, delivery })
+        let certificates = CertificateStore::new(data_dir);
+        Ok(Self { queue, metrics, receive_log, send_log, maildir, security, tasks, delivery, certificates })
     }
 }
 
@@ -185,6 +188,23 @@ fn prometheus_text(relay: &Relay) -> String {
         "Domain Security failures and refusals by reason",
         reasons,
     );
+    // The expiry watch: the soonest end of validity of this edge's SMTP certificates
+    // and of each partner's certificates seen (alert on `... - time() < 30 * 86400`).
+    let own = relay.certificates.smtp_certificates().iter().map(|c| unix_seconds(c.not_after)).min();
+    page.gauge_family(
+        "domainsec_certificate_expiry_timestamp_seconds",
+        "End of validity of the soonest-expiring SMTP certificate of this edge (Unix seconds)",
+        own.map(|not_after| (Vec::<(&str, &str)>::new(), not_after)),
+    );
+    let partners = counts.partners.iter().filter_map(|(partner, figures)| {
+        let soonest = figures.certificates.values().map(|seen| seen.not_after).min()?;
+        Some(([("partner", partner.as_str())], soonest))
+    });
+    page.gauge_family(
+        "domainsec_partner_certificate_expiry_timestamp_seconds",
+        "End of validity of the soonest-expiring certificate each partner (secure-list entry) presented (Unix seconds)",
+        partners,
+    );
     let crl = relay.security.crls.stats();
     page.counter("domainsec_crl_fetches", "CRL downloads that succeeded", crl.fetches)
         .counter(
@@ -194,4 +214,8 @@ fn prometheus_text(relay: &Relay) -> String {
         )
         .counter("domainsec_crl_cache_hits", "CRL lookups answered from the cache", crl.cache_hits);
     page.finish()
+}
+
+fn unix_seconds(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -29,6 +29,8 @@ struct EdgeStatusView {
     last_heartbeat: String,
     queue_length: u64,
     counters: BTreeMap<String, u64>,
+    certificate_not_after: String,
+    certificate_expiring: bool,
 }
 
 impl Render for EdgeStatusView {
@@ -43,6 +45,7 @@ impl Render for EdgeStatusView {
             "HEARTBEAT",
             "QUEUE",
             "DOMAIN SECURED (IN/OUT/FAILED)",
+            "SMTP CERT EXPIRES",
         ]
     }
     fn row(&self) -> Vec<String> {
@@ -79,6 +82,11 @@ impl Render for EdgeStatusView {
             if self.last_heartbeat.is_empty() { "-".into() } else { output::time(&self.last_heartbeat) },
             self.queue_length.to_string(),
             secured,
+            match (self.certificate_not_after.is_empty(), self.certificate_expiring) {
+                (true, _) => "-".to_owned(),
+                (false, true) => format!("{} (within 30 days!)", output::time(&self.certificate_not_after)),
+                (false, false) => output::time(&self.certificate_not_after),
+            },
         ]
     }
 }
@@ -103,6 +111,8 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
                     last_heartbeat: e.last_heartbeat,
                     queue_length: e.queue_length,
                     counters: e.counters.into_iter().collect(),
+                    certificate_not_after: e.certificate_not_after,
+                    certificate_expiring: e.certificate_expiring,
                 })
                 .collect();
             output::list(context.format, &views)

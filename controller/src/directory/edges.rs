@@ -55,7 +55,12 @@ pub struct FleetEntry {
     pub row: db::sync_state::FleetRow,
     /// Connected, judged by the last sign of life (a dead replica's rows go stale).
     pub connected: bool,
+    /// The soonest end of validity of its SMTP certificates.
+    pub certificate_not_after: Option<chrono::DateTime<Utc>>,
 }
+
+/// How far ahead `fleet status` flags an edge's SMTP certificate as expiring.
+pub const EXPIRY_WATCH_DAYS: i64 = 30;
 
 /// Result of a forced sync for one edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,11 +174,21 @@ impl Directory {
         let (_, version) = self.organization().await?;
         let now = Utc::now();
         let rows = db::sync_state::fleet(&self.pool).await?;
+        let mut soonest: std::collections::HashMap<String, chrono::DateTime<Utc>> = std::collections::HashMap::new();
+        for certificate in db::certificates::list(&self.pool, None).await? {
+            let smtp = certificate.services.iter().any(|s| s == "smtp");
+            let Ok(not_after) = chrono::DateTime::parse_from_rfc3339(&certificate.not_after) else { continue };
+            if smtp {
+                let not_after = not_after.with_timezone(&Utc);
+                soonest.entry(certificate.edge).and_modify(|t| *t = (*t).min(not_after)).or_insert(not_after);
+            }
+        }
         let entries = rows
             .into_iter()
             .map(|row| {
                 let fresh = row.state.last_seen_at.is_some_and(|seen| now - seen < stale_after());
-                FleetEntry { connected: row.state.connected.unwrap_or(false) && fresh, row }
+                let certificate_not_after = soonest.get(&row.name).copied();
+                FleetEntry { connected: row.state.connected.unwrap_or(false) && fresh, row, certificate_not_after }
             })
             .collect();
         Ok((version, entries))

@@ -36,7 +36,7 @@ pub use connectors::{ReceiveConnectorChange, SendConnectorChange};
 
 pub use history::{Applied, AuditDetail};
 
-pub use edges::{EdgeSide, EdgeSyncOutcome, EdgeSyncTest, FleetEntry, NewSubscription};
+pub use edges::{EXPIRY_WATCH_DAYS, EdgeSide, EdgeSyncOutcome, EdgeSyncTest, FleetEntry, NewSubscription};
 
 /// The directory, shared by every request.
 #[derive(Clone)]

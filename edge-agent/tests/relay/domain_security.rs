@@ -338,10 +338,18 @@ async fn prometheus_metrics_show_the_papers_counters() {
         "domainsec_queue_length 0",
         "domainsec_crl_fetches_total 1",
         "# TYPE domainsec_smtp_sessions_inbound_total counter",
+        "# TYPE domainsec_certificate_expiry_timestamp_seconds gauge",
+        "domainsec_partner_certificate_expiry_timestamp_seconds{partner=\"woodgrovebank.com\"} ",
     ] {
         assert!(response.contains(expected), "{expected:?} not in:\n{response}");
     }
     let page = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    // The expiry watch carries the certificates' real ends of validity.
+    let own = page.lines().find_map(|l| l.strip_prefix("domainsec_certificate_expiry_timestamp_seconds "));
+    let own: i64 = own.unwrap_or_else(|| panic!("no own expiry in:\n{page}")).trim().parse().unwrap();
+    let now =
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap();
+    assert!(own > now, "the edge's certificate is still valid: {own} vs {now}");
     if let Some(verdict) = domainsec_daemon::exposition::promtool_check(page) {
         assert_eq!(verdict, Ok(()), "promtool check metrics:\n{page}");
     }

@@ -28,7 +28,10 @@ pub fn fleet_status(version: u64, entries: Vec<crate::directory::FleetEntry>) ->
             .into_iter()
             .map(|entry| {
                 let state = entry.row.state;
+                let horizon = chrono::Utc::now() + chrono::Duration::days(crate::directory::EXPIRY_WATCH_DAYS);
                 pb::EdgeStatus {
+                    certificate_not_after: time(entry.certificate_not_after),
+                    certificate_expiring: entry.certificate_not_after.is_some_and(|t| t <= horizon),
                     name: entry.row.name,
                     fqdn: entry.row.fqdn,
                     state: if entry.row.subscribed { "subscribed" } else { "pending" }.to_owned(),
