@@ -346,6 +346,15 @@ async fn the_papers_walkthrough_between_two_organizations() {
     assert!(!mail1_row["certificate_not_after"].as_str().unwrap().is_empty(), "{mail1_row}");
     // The same as RFC 8460 aggregate reports (one per partner domain).
     let reports = contoso.json(&["partner", "report", "--format", "tlsrpt", "--domain", PARTNER_DOMAIN]).await;
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tlsrpt-aggregate-report.schema.json");
+    for report in reports.as_array().unwrap() {
+        match domainsec_e2e::validate_json_schema(&schema, report) {
+            Some(verdict) => assert_eq!(verdict, Ok(()), "RFC 8460 schema: {report}"),
+            None => {
+                eprintln!("python3 with jsonschema not installed: the TLS-RPT report is checked by its fields only")
+            }
+        }
+    }
     let tlsrpt = &reports[0];
     for field in ["organization-name", "contact-info", "report-id"] {
         assert!(tlsrpt[field].is_string(), "{field}: {tlsrpt}");

@@ -34,6 +34,31 @@ use tokio::{
 pub const DEADLINE: Duration = Duration::from_secs(45);
 
 /// A built binary next to this test executable.
+/// Validates `document` against the JSON Schema at `schema` with Python's `jsonschema`
+/// (which `.ci/run` installs): `None` where python3 or the module is missing, so a
+/// developer's `cargo test` still checks the document's shape by its own asserts.
+pub fn validate_json_schema(schema: &Path, document: &serde_json::Value) -> Option<Result<(), String>> {
+    use std::io::Write as _;
+    let script = "import json, sys\ntry:\n    import jsonschema\nexcept ImportError:\n    sys.exit(3)\n\
+                  schema = json.load(open(sys.argv[1]))\ntry:\n    jsonschema.validate(json.load(sys.stdin), schema)\n\
+                  except jsonschema.ValidationError as error:\n    print(error.message)\n    sys.exit(1)\n";
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(document.to_string().as_bytes()).ok()?;
+    let output = child.wait_with_output().ok()?;
+    match output.status.code() {
+        Some(0) => Some(Ok(())),
+        Some(3) => None,
+        _ => Some(Err(String::from_utf8_lossy(&output.stdout).into_owned())),
+    }
+}
+
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
