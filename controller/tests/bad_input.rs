@@ -196,3 +196,58 @@ async fn a_sync_wait_longer_than_the_controller_allows_is_refused(pool: PgPool) 
         "timeout_seconds: 301 is more than the longest wait, 300 s",
     );
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_secure_list_past_its_bound_is_refused_and_one_at_the_bound_is_taken(pool: PgPool) {
+    use domainsec_model::transport::MAX_SECURE_LIST_ENTRIES;
+    let controller = TestController::start(pool).await;
+    let mut client = controller.org_admin().await;
+    let names: Vec<String> = (0..MAX_SECURE_LIST_ENTRIES).map(|n| format!("p{n}.example")).collect();
+    let full = client
+        .set_transport_config(pb::SetTransportConfigRequest {
+            tls_send_domain_secure_list: Some(pb::StringList { values: names.clone() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(full.tls_send_domain_secure_list.len(), MAX_SECURE_LIST_ENTRIES);
+    // One more, by replacing or by adding: refused, and nothing changes.
+    let mut over = names.clone();
+    over.push("one-more.example".to_owned());
+    assert_status(
+        client
+            .set_transport_config(pb::SetTransportConfigRequest {
+                tls_send_domain_secure_list: Some(pb::StringList { values: over }),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "tls_send_domain_secure_list: at most 100000 entries (this change makes 100001)",
+    );
+    assert_status(
+        client
+            .set_transport_config(pb::SetTransportConfigRequest {
+                add_tls_send_domain_secure: strings(&["one-more.example"]),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "tls_send_domain_secure_list: at most 100000 entries (this change makes 100001)",
+    );
+    let current = client.get_transport_config(pb::GetTransportConfigRequest {}).await.unwrap().into_inner();
+    assert_eq!(current.config_version, full.config_version, "nothing written");
+    // A duplicate far down a long list is found (and named by both indexes).
+    let mut duplicate = names;
+    duplicate[99_999] = "p3.example".to_owned();
+    assert_status(
+        client
+            .set_transport_config(pb::SetTransportConfigRequest {
+                tls_send_domain_secure_list: Some(pb::StringList { values: duplicate }),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "tls_send_domain_secure_list[99999] \"p3.example\": duplicate of tls_send_domain_secure_list[3] (p3.example)",
+    );
+}

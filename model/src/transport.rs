@@ -71,6 +71,23 @@ impl TransportConfig {
     }
 }
 
+/// The most entries a secure-domain list may hold: far more than any organization's
+/// partners, and a snapshot with both lists full still fits every message limit.
+pub const MAX_SECURE_LIST_ENTRIES: usize = 100_000;
+
+/// Refuses a secure-domain list longer than [`MAX_SECURE_LIST_ENTRIES`] (every path
+/// that sets one: the admin API's replace and edit, `config apply`).
+pub fn check_secure_list_size(field: &str, list: &[DomainPattern]) -> Result<(), crate::InvalidField> {
+    if list.len() > MAX_SECURE_LIST_ENTRIES {
+        return Err(crate::InvalidField::new(
+            field,
+            "",
+            format!("at most {MAX_SECURE_LIST_ENTRIES} entries (this change makes {})", list.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// The most specific entry of `list` covering `raw_domain`: an exact entry before a
 /// `*.` one, a longer domain before a shorter one. A name that does not parse is
 /// judged by its raw labels ([`DomainPattern::could_cover`]), never taken as

@@ -288,36 +288,41 @@ impl Directory {
     }
 }
 
-/// Applies one list edit; adding a present entry or removing an absent one is refused.
+/// Applies one list edit; adding a present entry or removing an absent one is refused,
+/// and so is a list past [`domainsec_model::transport::MAX_SECURE_LIST_ENTRIES`].
+/// Linear in the list's length.
 fn apply_edit(field: &str, current: &[DomainPattern], edit: ListEdit) -> Result<Vec<DomainPattern>, InvalidField> {
-    match edit {
-        ListEdit::Keep => Ok(current.to_vec()),
-        ListEdit::Replace(list) => Ok(list),
+    let list = match edit {
+        ListEdit::Keep => return Ok(current.to_vec()),
+        ListEdit::Replace(list) => list,
         ListEdit::Edit { add, remove } => {
-            let mut list = current.to_vec();
+            let present: std::collections::HashSet<&DomainPattern> = current.iter().collect();
             for (index, entry) in remove.iter().enumerate() {
-                let Some(position) = list.iter().position(|e| e == entry) else {
+                if !present.contains(entry) {
                     return Err(InvalidField::new(
                         format!("remove_{}[{index}]", singular(field)),
                         entry.to_string(),
                         format!("not in {field}"),
                     ));
-                };
-                list.remove(position);
+                }
             }
-            for (index, entry) in add.into_iter().enumerate() {
-                if list.contains(&entry) {
+            let removed: std::collections::HashSet<&DomainPattern> = remove.iter().collect();
+            for (index, entry) in add.iter().enumerate() {
+                if present.contains(entry) && !removed.contains(entry) {
                     return Err(InvalidField::new(
                         format!("add_{}[{index}]", singular(field)),
                         entry.to_string(),
                         format!("already in {field}"),
                     ));
                 }
-                list.push(entry);
             }
-            Ok(list)
+            let mut list: Vec<DomainPattern> = current.iter().filter(|e| !removed.contains(e)).cloned().collect();
+            list.extend(add);
+            list
         }
-    }
+    };
+    domainsec_model::transport::check_secure_list_size(field, &list)?;
+    Ok(list)
 }
 
 /// `tls_send_domain_secure_list` → `tls_send_domain_secure`, matching the request fields.

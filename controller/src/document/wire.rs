@@ -187,7 +187,7 @@ fn transport(wire: Transport) -> Result<TransportConfig, InvalidField> {
         None | Some("" | "none") => None,
         Some(value) => Some(CrlProxy::parse(value).map_err(|e| InvalidField::new("transport.crl_proxy", value, e))?),
     };
-    Ok(TransportConfig {
+    let config = TransportConfig {
         tls_send_domain_secure_list: parse_set(
             "transport.tls_send_domain_secure_list",
             &wire.tls_send_domain_secure_list,
@@ -202,7 +202,16 @@ fn transport(wire: Transport) -> Result<TransportConfig, InvalidField> {
         )?,
         crl_proxy,
         crl_proxy_bypass: parse_list("transport.crl_proxy_bypass", &wire.crl_proxy_bypass, ProxyBypass::parse)?,
-    })
+    };
+    domainsec_model::transport::check_secure_list_size(
+        "transport.tls_send_domain_secure_list",
+        &config.tls_send_domain_secure_list,
+    )?;
+    domainsec_model::transport::check_secure_list_size(
+        "transport.tls_receive_domain_secure_list",
+        &config.tls_receive_domain_secure_list,
+    )?;
+    Ok(config)
 }
 
 fn edge(wire: Edge) -> Result<EdgeEntry, InvalidField> {
