@@ -77,7 +77,11 @@ pub async fn connect(credentials: &Path) -> anyhow::Result<Client> {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(MAX_WAIT + ANSWER_MARGIN);
         match endpoint.connect().await {
-            Ok(channel) => return Ok(AdminClient::with_interceptor(channel, Deadline)),
+            Ok(channel) => {
+                return Ok(AdminClient::with_interceptor(channel, Deadline)
+                    .max_decoding_message_size(proto::admin::MAX_ADMIN_REQUEST_BYTES)
+                    .max_encoding_message_size(proto::admin::MAX_ADMIN_REQUEST_BYTES));
+            }
             Err(error) => failures.push(format!("{address}: {}", error_chain(&error))),
         }
     }

@@ -13,6 +13,11 @@ pub mod admin {
     /// (`SyncEdgesRequest.timeout_seconds`); more is `INVALID_ARGUMENT`.
     pub const MAX_WAIT_SECONDS: u32 = 300;
 
+    /// The largest admin request the controller decodes: room for a configuration
+    /// document (or a list replacement) with both secure-domain lists at their bound
+    /// of 100,000 entries.
+    pub const MAX_ADMIN_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
     tonic::include_proto!("domainsec.admin.v1");
 
     /// The response metadata key naming what an error status is about, so a

@@ -69,33 +69,37 @@ fn compare_keyed(path: &str, old: &[(String, &Value)], new: &[(String, &Value)],
 }
 
 /// A plain list: the entries removed and added; a reordering shows both orders.
+/// Linear (a multiset of each side's entries): the secure-domain lists run to 100,000.
 fn compare_list(path: String, old: &[Value], new: &[Value], out: &mut Vec<Difference>) {
-    let mut removed = Vec::new();
-    let mut remaining: Vec<&Value> = new.iter().collect();
-    for value in old {
-        match remaining.iter().position(|v| *v == value) {
-            Some(index) => {
-                remaining.remove(index);
-            }
-            None => removed.push(compact(value)),
-        }
-    }
-    let mut added: Vec<String> = Vec::new();
-    let mut unmatched: Vec<&Value> = old.iter().collect();
-    for value in new {
-        match unmatched.iter().position(|v| *v == value) {
-            Some(index) => {
-                unmatched.remove(index);
-            }
-            None => added.push(compact(value)),
-        }
-    }
+    let old_entries: Vec<String> = old.iter().map(compact).collect();
+    let new_entries: Vec<String> = new.iter().map(compact).collect();
+    let removed = unmatched(&old_entries, &new_entries);
+    let added = unmatched(&new_entries, &old_entries);
     if removed.is_empty() && added.is_empty() {
         let whole = |list: &[Value]| compact(&Value::Array(list.to_vec()));
         out.push(Difference { path, removed: vec![whole(old)], added: vec![format!("{} (order)", whole(new))] });
         return;
     }
     out.push(Difference { path, removed, added });
+}
+
+/// The entries of `these` (in order, with repeats) that `those` does not hold as often.
+fn unmatched(these: &[String], those: &[String]) -> Vec<String> {
+    let mut available: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for entry in those {
+        *available.entry(entry.as_str()).or_default() += 1;
+    }
+    these
+        .iter()
+        .filter(|entry| match available.get_mut(entry.as_str()) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
+                false
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect()
 }
 
 fn find<'a>(list: &[(String, &'a Value)], key: &str) -> Option<&'a Value> {

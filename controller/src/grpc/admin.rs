@@ -612,7 +612,7 @@ impl AdminApi for AdminService {
 const DEFAULT_AUDIT_LIMIT: u32 = 50;
 const MAX_IMPORT_BYTES: usize = 1024 * 1024;
 /// A configuration document's largest size (trusted roots' PEM included).
-const MAX_DOCUMENT_BYTES: usize = 2 * 1024 * 1024;
+const MAX_DOCUMENT_BYTES: usize = proto::admin::MAX_ADMIN_REQUEST_BYTES - 64 * 1024;
 const DEFAULT_SUBSCRIPTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// How far back `partner report` can look: the retention of observations.

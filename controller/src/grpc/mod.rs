@@ -50,7 +50,10 @@ pub async fn serve_admin(
         .tcp_nodelay(true)
         .trace_fn(|request| tracing::info_span!("admin", method = %request.uri().path()))
         .add_service(health.service())
-        .add_service(proto::admin::admin_server::AdminServer::new(AdminService::new(directory)))
+        .add_service(
+            proto::admin::admin_server::AdminServer::new(AdminService::new(directory))
+                .max_decoding_message_size(proto::admin::MAX_ADMIN_REQUEST_BYTES),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
