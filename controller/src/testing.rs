@@ -75,6 +75,12 @@ impl TestController {
         Self::launch(self.pool.clone(), self.dir.clone(), bind("127.0.0.1:0").await, bind("127.0.0.1:0").await)
     }
 
+    /// A second replica on the same state dir reaching the database through `pool`
+    /// (e.g. directly, while this one goes through a proxy a test cuts).
+    pub async fn replica_on(&self, pool: PgPool) -> Self {
+        Self::launch(pool, self.dir.clone(), bind("127.0.0.1:0").await, bind("127.0.0.1:0").await)
+    }
+
     /// Stops this controller and starts it again on the same ports (a restart).
     pub async fn restart(mut self) -> Self {
         self.stop().await;

@@ -301,3 +301,106 @@ async fn a_stopping_replica_releases_its_edges_to_the_other_one(pool: PgPool) {
     let version = admin.set_transport_config(secure_list(&["fabrikam.com"])).await.unwrap().into_inner().config_version;
     mail1.wait_for_version(version).await;
 }
+
+/// A TCP proxy to PostgreSQL that a test can cut (every connection dropped, new ones
+/// refused) and restore: a database outage without stopping the shared server.
+struct DatabaseProxy {
+    address: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl DatabaseProxy {
+    /// While down the port is closed (connections refused, as with the server stopped)
+    /// and every forwarded connection is cut.
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (up, mut watch) = tokio::sync::watch::channel(true);
+        let cuts = up.subscribe();
+        tokio::spawn(async move {
+            let mut listener = Some(listener);
+            loop {
+                let Some(open) = listener.as_ref() else {
+                    if watch.wait_for(|up| *up).await.is_err() {
+                        return;
+                    }
+                    listener = tokio::net::TcpListener::bind(address).await.ok();
+                    continue;
+                };
+                tokio::select! {
+                    accepted = open.accept() => {
+                        let Ok((mut client, _)) = accepted else { return };
+                        let mut cut = cuts.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = cut.wait_for(|up| !*up) => {}
+                            }
+                        });
+                    }
+                    changed = watch.wait_for(|up| !*up) => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        drop(changed);
+                        listener = None;
+                    }
+                }
+            }
+        });
+        Self { address, up }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_database_outage_is_survived_and_the_missed_version_caught_up(pool: PgPool) {
+    use sqlx::postgres::PgPoolOptions;
+    // The first replica reaches the database through the proxy; the second directly.
+    let options = pool.connect_options();
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", options.get_port()).parse().unwrap();
+    let proxy = DatabaseProxy::start(upstream).await;
+    let proxied = PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(controller::db::ACQUIRE_TIMEOUT)
+        .connect_with((*options).clone().host("127.0.0.1").port(proxy.address.port()))
+        .await
+        .unwrap();
+    let first = TestController::start(proxied).await;
+    let second = first.replica_on(pool.clone()).await;
+    let mut mail1 = TestEdge::subscribe(&first, "mail1").await;
+    let mut through_first = first.org_admin().await;
+    let before = current_version(&mut through_first).await;
+    mail1.wait_for_version(before).await;
+
+    // The outage: the first replica cannot reach the directory.
+    proxy.set(false);
+    let refused = through_first.set_transport_config(secure_list(&["contoso-partner.example"])).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().starts_with("directory unreachable"), "{refused:?}");
+    // Meanwhile a change through the other replica: the first misses its notification.
+    let mut through_second = second.org_admin().await;
+    let missed = through_second
+        .set_transport_config(secure_list(&["woodgrovebank.com"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .config_version;
+    assert!(missed > before);
+    // The edge keeps serving its last good configuration.
+    assert_eq!(mail1.version(), before);
+
+    // The database is back: the first replica re-listens, re-checks the version and
+    // pushes what it missed; the refused change was never written.
+    proxy.set(true);
+    let config = tokio::time::timeout(std::time::Duration::from_secs(10), mail1.wait_for_version(missed))
+        .await
+        .expect("the edge in sync within 10 s of the database's return");
+    assert_eq!(config.transport.tls_send_domain_secure_list[0].to_string(), "woodgrovebank.com");
+    let now = through_second.get_transport_config(pb::GetTransportConfigRequest {}).await.unwrap().into_inner();
+    assert!(!now.tls_send_domain_secure_list.iter().any(|d| d == "contoso-partner.example"), "no partial write");
+}

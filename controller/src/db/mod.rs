@@ -25,6 +25,25 @@ use std::time::Duration;
 use domainsec_model::InvalidField;
 use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
+// === impl Error ===
+
+impl Error {
+    /// The database could not be reached (connection refused, reset or timed out, no
+    /// free connection in time, the server shutting down): the call may succeed later,
+    /// and nothing was written — each change is one transaction.
+    pub fn is_unreachable(&self) -> bool {
+        let Self::Sqlx(error) = self else { return false };
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+            sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+                // Class 08 (connection exception), 57P01–57P03 (shutting down, cannot connect now).
+                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// The directory's schema, from `migrations/` at the workspace root.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
@@ -96,10 +115,16 @@ pub enum SubscriptionRefusal {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Connects to PostgreSQL and applies pending migrations.
+/// How long a call waits for a database connection before answering UNAVAILABLE.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects and applies the migrations.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        // Short: with the database gone a call answers UNAVAILABLE within this, well
+        // inside dsctl's 30 s deadline.
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect(url)
         .await?;
     MIGRATOR.run(&pool).await?;

@@ -41,7 +41,9 @@ pub async fn follow(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        // Capped low: after a database outage the edges must be in sync within seconds
+        // of its return, and one reconnect attempt every 2 s costs nothing.
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 

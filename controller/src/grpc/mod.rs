@@ -76,7 +76,7 @@ pub async fn authenticate<T>(pool: &sqlx::PgPool, request: &tonic::Request<T>) -
     let fingerprint = Fingerprint::of(leaf.as_ref());
     let credential = db::admins::find(pool, fingerprint.as_str())
         .await
-        .map_err(|e| internal(&e))?
+        .map_err(Status::from)?
         .ok_or_else(|| Status::unauthenticated("this credential is not in the organization's directory"))?;
     if credential.revoked_at.is_some() {
         return Err(Status::unauthenticated("this credential has been revoked"));
@@ -117,6 +117,12 @@ impl From<directory::Error> for Status {
 
 impl From<db::Error> for Status {
     fn from(error: db::Error) -> Self {
+        if error.is_unreachable() {
+            tracing::warn!(%error, "directory unreachable");
+            return Status::unavailable(
+                "directory unreachable: the controller cannot reach its database; nothing was changed, retry when it is back",
+            );
+        }
         match error {
             db::Error::Invalid(invalid) => Status::invalid_argument(invalid.to_string()),
             db::Error::NotFound { .. } | db::Error::VersionUnavailable(_) => Status::not_found(error.to_string()),
