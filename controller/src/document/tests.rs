@@ -129,3 +129,22 @@ fn a_trusted_root_must_be_one_ca_certificate() {
         parse(&DOCUMENT.replace("trusted_roots: []", "trusted_roots:\n- certificate_pem: nonsense")).unwrap_err();
     assert_eq!(error.field, "trusted_roots[0].certificate_pem");
 }
+
+/// A YAML "billion laughs" (aliases of aliases, 10^9 strings if expanded) inside a field
+/// that takes a list is refused at once: a typed document never expands it.
+#[test]
+fn an_alias_bomb_is_refused_without_expanding_it() {
+    let mut levels = vec![String::from("&l0 [\"x.example\", \"y.example\"]")];
+    for level in 1..10 {
+        let refs = vec![format!("*l{}", level - 1); 10].join(", ");
+        levels.push(format!("&l{level} [{refs}]"));
+    }
+    let bomb = format!(
+        "schema: domainsec.config/v1\norganization: Contoso\ntransport:\n  tls_send_domain_secure_list: [{}]\n",
+        levels.join(", ")
+    );
+    let started = std::time::Instant::now();
+    let error = ConfigDocument::from_yaml(&bomb).expect_err("an alias bomb must not parse into a document");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "refused quickly: {:?}", started.elapsed());
+    assert!(error.to_string().contains("transport"), "{error}");
+}
