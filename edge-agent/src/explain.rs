@@ -11,7 +11,7 @@ use std::{
     time::SystemTime,
 };
 
-use domainsec_model::{Domain, ReceiveConnector, Routing};
+use domainsec_model::{Domain, ReceiveConnector};
 use proto::edge as pb;
 
 use crate::{
@@ -345,13 +345,7 @@ fn outbound(config: &EdgeConfig, certificates: &[SmtpCertificate], domain: &Doma
         Route::Local => (RouteKind::Local, None),
         Route::Unroutable => (RouteKind::Unroutable, None),
         Route::Connector(connector) => {
-            let routing = match &connector.routing {
-                Routing::Dns => "DNS MX lookup".to_owned(),
-                Routing::SmartHosts(hosts) => {
-                    let hosts: Vec<String> = hosts.iter().map(ToString::to_string).collect();
-                    format!("smart hosts: {}", hosts.join(", "))
-                }
-            };
+            let routing = connector.routing.to_string();
             (RouteKind::Connector { name: connector.name.to_string(), routing }, Some(connector))
         }
     };

@@ -41,6 +41,25 @@ pub enum Routing {
     SmartHosts(Vec<SmartHost>),
 }
 
+/// For people: `DNS MX lookup`, or `smart hosts: a, b:2525`.
+impl fmt::Display for Routing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dns => f.write_str("DNS MX lookup"),
+            Self::SmartHosts(hosts) => {
+                f.write_str("smart hosts: ")?;
+                for (index, host) in hosts.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{host}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A receive connector of one edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiveConnector {

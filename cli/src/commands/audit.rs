@@ -43,6 +43,22 @@ struct AuditView {
     after: Value,
 }
 
+impl From<pb::AuditEntry> for AuditView {
+    fn from(entry: pb::AuditEntry) -> Self {
+        Self {
+            id: entry.id,
+            at: entry.at,
+            actor: entry.actor,
+            actor_role: entry.actor_role,
+            action: entry.action,
+            target: entry.target,
+            config_version: entry.config_version,
+            before: serde_json::from_str(&entry.before_json).unwrap_or(Value::Null),
+            after: serde_json::from_str(&entry.after_json).unwrap_or(Value::Null),
+        }
+    }
+}
+
 impl Render for AuditView {
     fn headers() -> &'static [&'static str] {
         &["ID", "AT", "ACTOR", "ROLE", "ACTION", "TARGET", "VERSION", "CHANGE"]
@@ -100,20 +116,7 @@ pub async fn run(context: &mut Context, args: AuditArgs) -> anyhow::Result<()> {
         .await?
         .into_inner()
         .entries;
-    let views: Vec<AuditView> = entries
-        .into_iter()
-        .map(|entry| AuditView {
-            id: entry.id,
-            at: entry.at,
-            actor: entry.actor,
-            actor_role: entry.actor_role,
-            action: entry.action,
-            target: entry.target,
-            config_version: entry.config_version,
-            before: serde_json::from_str(&entry.before_json).unwrap_or(Value::Null),
-            after: serde_json::from_str(&entry.after_json).unwrap_or(Value::Null),
-        })
-        .collect();
+    let views: Vec<AuditView> = entries.into_iter().map(AuditView::from).collect();
     output::list(context.format, &views)
 }
 
@@ -128,17 +131,7 @@ struct AuditDetailView<'a> {
 async fn show(context: &mut Context, id: i64) -> anyhow::Result<()> {
     let detail = context.client.get_audit_entry(pb::GetAuditEntryRequest { id }).await?.into_inner();
     let entry = detail.entry.unwrap_or_default();
-    let view = AuditView {
-        id: entry.id,
-        at: entry.at,
-        actor: entry.actor,
-        actor_role: entry.actor_role,
-        action: entry.action,
-        target: entry.target,
-        config_version: entry.config_version,
-        before: serde_json::from_str(&entry.before_json).unwrap_or(Value::Null),
-        after: serde_json::from_str(&entry.after_json).unwrap_or(Value::Null),
-    };
+    let view = AuditView::from(entry);
     if context.format == output::Format::Json {
         let detail_view = AuditDetailView { entry: view, differences: super::config::views(&detail.differences) };
         println!("{}", serde_json::to_string_pretty(&detail_view)?);

@@ -48,7 +48,7 @@ impl Delivery {
             }
         };
         let listed = config.transport.secure_send_entry(domain.as_str()).map(ToString::to_string);
-        report.steps.push(format!("send connector {} ({})", connector.name, routing_words(connector)));
+        report.steps.push(format!("send connector {} ({})", connector.name, connector.routing));
         report.steps.push(match (&listed, connector.domain_secure_enabled) {
             (Some(entry), true) => format!("TLSSendDomainSecureList entry {entry}: deliveries require Domain Security now"),
             (Some(entry), false) => format!(
@@ -232,16 +232,6 @@ fn failure_kind(error: &AttemptError) -> &'static str {
         AttemptError::DomainSecurity(failure) => failure.kind(),
         AttemptError::Transport(_) => "transport",
         AttemptError::Refused(_) => "refused",
-    }
-}
-
-fn routing_words(connector: &domainsec_model::SendConnector) -> String {
-    match &connector.routing {
-        domainsec_model::Routing::Dns => "DNS MX lookup".to_owned(),
-        domainsec_model::Routing::SmartHosts(hosts) => {
-            let hosts: Vec<String> = hosts.iter().map(ToString::to_string).collect();
-            format!("smart hosts {}", hosts.join(", "))
-        }
     }
 }
 
