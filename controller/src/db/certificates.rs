@@ -237,6 +237,17 @@ pub struct EdgeCertificate {
     pub certificate_pem: String,
 }
 
+/// `(edge, not_after)` of every certificate enabled for SMTP: what the expiry watch
+/// in `fleet status` reads (not the PEMs `list` carries).
+pub async fn smtp_expiries(pool: &PgPool) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT e.name, c.not_after FROM edge_certificates c JOIN edges e ON e.id = c.edge_id
+         WHERE 'smtp' = ANY(c.services)",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Mirrored certificates, per edge in the edge's order.
 pub async fn list(pool: &PgPool, edge: Option<&str>) -> Result<Vec<EdgeCertificate>> {
     Ok(sqlx::query_as(

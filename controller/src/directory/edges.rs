@@ -175,13 +175,10 @@ impl Directory {
         let now = Utc::now();
         let rows = db::sync_state::fleet(&self.pool).await?;
         let mut soonest: std::collections::HashMap<String, chrono::DateTime<Utc>> = std::collections::HashMap::new();
-        for certificate in db::certificates::list(&self.pool, None).await? {
-            let smtp = certificate.services.iter().any(|s| s == "smtp");
-            let Ok(not_after) = chrono::DateTime::parse_from_rfc3339(&certificate.not_after) else { continue };
-            if smtp {
-                let not_after = not_after.with_timezone(&Utc);
-                soonest.entry(certificate.edge).and_modify(|t| *t = (*t).min(not_after)).or_insert(not_after);
-            }
+        for (edge, not_after) in db::certificates::smtp_expiries(&self.pool).await? {
+            let Ok(not_after) = chrono::DateTime::parse_from_rfc3339(&not_after) else { continue };
+            let not_after = not_after.with_timezone(&Utc);
+            soonest.entry(edge).and_modify(|t| *t = (*t).min(not_after)).or_insert(not_after);
         }
         let entries = rows
             .into_iter()

@@ -56,6 +56,8 @@ pub struct EdgeAgent {
     certificates: CertificateStore,
     listening: Arc<Mutex<HashSet<SocketAddr>>>,
     relay: Option<Relay>,
+    /// The partner observations the current stream's controller has (sent only when they change).
+    reported_partners: Vec<pb::PartnerObservation>,
 }
 
 /// Why one stream ended.
@@ -143,6 +145,7 @@ impl EdgeAgent {
             certificates,
             listening: Arc::default(),
             relay: None,
+            reported_partners: Vec::new(),
         })
     }
 
@@ -208,6 +211,7 @@ impl EdgeAgent {
             }
         };
         let (sender, receiver) = mpsc::channel(8);
+        self.reported_partners.clear();
         let hello = pb::Hello {
             applied_version: self.current.as_ref().map_or(0, |s| s.version),
             section_digests: self.current.as_ref().map(pb::section_digests).unwrap_or_default().into_iter().collect(),
@@ -306,18 +310,19 @@ impl EdgeAgent {
         result.verified &= ok;
     }
 
-    fn heartbeat(&self) -> pb::Heartbeat {
+    fn heartbeat(&mut self) -> pb::Heartbeat {
         let mut counters: HashMap<String, u64> = self.counters.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
         if let Some(relay) = &self.relay {
             counters.extend(relay.metrics.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)));
             counters.extend(relay.security.counters.flat());
         }
-        let partners = self.relay.as_ref().map(|relay| partner_observations(&relay.security.counters.counts()));
+        let current = self.relay.as_ref().map(|relay| partner_observations(&relay.security.counters.counts()));
+        let partners = unreported(&mut self.reported_partners, current.unwrap_or_default());
         let beat = pb::Heartbeat {
             applied_version: self.current.as_ref().map_or(0, |s| s.version),
             counters,
             queue_length: self.relay.as_ref().map_or(0, |r| r.queue.len() as u64),
-            partners: partners.unwrap_or_default(),
+            partners,
         };
         fit_heartbeat(beat)
     }
@@ -383,6 +388,20 @@ fn fit_heartbeat(mut beat: pb::Heartbeat) -> pb::Heartbeat {
     beat.partners.clear();
     tracing::error!(size, kept = beat.encoded_len(), "heartbeat too large; sending totals without per-partner rows");
     beat
+}
+
+/// `current` when it differs from what this stream already reported (then it becomes
+/// the reported state), else nothing: an idle edge's heartbeat costs the controller no
+/// write. A new stream starts from nothing reported.
+fn unreported(
+    reported: &mut Vec<pb::PartnerObservation>,
+    current: Vec<pb::PartnerObservation>,
+) -> Vec<pb::PartnerObservation> {
+    if *reported == current {
+        return Vec::new();
+    }
+    reported.clone_from(&current);
+    current
 }
 
 /// The per-partner figures and certificates, as the heartbeat carries them.
@@ -494,5 +513,17 @@ mod tests {
     fn backoff_without_randomness_waits_the_whole_ceiling_not_the_floor() {
         let ceiling = Duration::from_secs(16);
         assert_eq!(jittered(ceiling, |_| Err(ring::error::Unspecified)), ceiling);
+    }
+
+    #[test]
+    fn partner_observations_go_out_once_per_change_and_again_after_a_reset() {
+        let observation =
+            |received| pb::PartnerObservation { partner: "woodgrovebank.com".into(), received, ..Default::default() };
+        let mut reported = Vec::new();
+        assert_eq!(unreported(&mut reported, vec![observation(1)]).len(), 1, "first time: sent");
+        assert!(unreported(&mut reported, vec![observation(1)]).is_empty(), "unchanged: nothing");
+        assert_eq!(unreported(&mut reported, vec![observation(2)]), vec![observation(2)], "changed: sent");
+        reported.clear(); // a new stream
+        assert_eq!(unreported(&mut reported, vec![observation(2)]).len(), 1, "a new controller gets it again");
     }
 }
