@@ -251,3 +251,59 @@ async fn a_secure_list_past_its_bound_is_refused_and_one_at_the_bound_is_taken(p
         "tls_send_domain_secure_list[99999] \"p3.example\": duplicate of tls_send_domain_secure_list[3] (p3.example)",
     );
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn partner_tools_refuse_bad_questions_before_asking_an_edge(pool: PgPool) {
+    let controller = TestController::start(pool).await;
+    let mut client = controller.org_admin().await;
+    let explain = |from: &str, to: &str, client_ip: &str, binding: &str| pb::ExplainPolicyRequest {
+        edge: "mail1".into(),
+        from: from.into(),
+        to: to.into(),
+        client_ip: client_ip.into(),
+        binding: binding.into(),
+        current_config: false,
+    };
+    for (request, message) in [
+        (explain("kim", "ted@contoso.com", "", ""), "from \"kim\": not an address (local@domain)"),
+        (explain("<>", "", "", ""), "to: not an address (local@domain)"),
+        (explain("", "ted@contoso.com", "not-an-ip", ""), "client_ip \"not-an-ip\": not an IP address"),
+        (explain("", "ted@contoso.com", "", "127.0.0.1"), "binding \"127.0.0.1\": not ip:port"),
+        (explain(&format!("{}@x.com", "a".repeat(300)), "ted@contoso.com", "", ""), "from: longer than 256 characters"),
+    ] {
+        assert_status(client.explain_policy(request).await, Code::InvalidArgument, message);
+    }
+    let test = |domain: &str, inbound: bool, certificate: &[u8]| pb::TestPartnerRequest {
+        edge: "mail1".into(),
+        domain: domain.into(),
+        inbound,
+        certificate: certificate.to_vec(),
+    };
+    assert_status(
+        client.test_partner(test("woodgrove..com", false, b"")).await,
+        Code::InvalidArgument,
+        "domain \"woodgrove..com\": empty label",
+    );
+    assert_status(
+        client.test_partner(test("woodgrovebank.com", false, b"PEM")).await,
+        Code::InvalidArgument,
+        "certificate: only with inbound (a certificate the partner sent)",
+    );
+    assert_status(
+        client.test_partner(test("woodgrovebank.com", true, b"not a certificate")).await,
+        Code::InvalidArgument,
+        "certificate[0]: not an X.509 certificate (PEM or DER)",
+    );
+    assert_status(
+        client.test_partner(test("woodgrovebank.com", true, &vec![b'x'; 2 * 1024 * 1024])).await,
+        Code::InvalidArgument,
+        "certificate: larger than 1048576 bytes",
+    );
+    let report =
+        pb::PartnerReportRequest { since_seconds: 31 * 24 * 3600, domain: String::new(), expiring_within_days: 0 };
+    assert_status(
+        client.partner_report(report).await,
+        Code::InvalidArgument,
+        "since_seconds: 2678400 is longer than the 30 days observations are kept",
+    );
+}

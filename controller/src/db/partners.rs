@@ -57,6 +57,7 @@ pub async fn record(pool: &PgPool, edge_id: Uuid, partners: &[pb::PartnerObserva
     if partners.is_empty() {
         return Ok(());
     }
+    let partners = &bounded(partners);
     let mut tx = pool.begin().await?;
     let names: Vec<&str> = partners.iter().map(|p| p.partner.as_str()).collect();
     let figure = |f: fn(&pb::PartnerObservation) -> u64| -> Vec<i64> {
@@ -123,6 +124,45 @@ pub async fn record(pool: &PgPool, edge_id: Uuid, partners: &[pb::PartnerObserva
     Ok(())
 }
 
+/// What one heartbeat may add, whatever an edge sends: an edge keeps at most 1,000
+/// partner rows and 4 certificates each, so more is a broken or hostile edge and is cut
+/// (the rest of the heartbeat still counts).
+fn bounded(partners: &[pb::PartnerObservation]) -> Vec<pb::PartnerObservation> {
+    if partners.len() > MAX_PARTNERS_PER_HEARTBEAT {
+        tracing::warn!(
+            sent = partners.len(),
+            kept = MAX_PARTNERS_PER_HEARTBEAT,
+            "heartbeat with too many partner rows"
+        );
+    }
+    let cut = |text: &str, max: usize| text.chars().take(max).collect::<String>();
+    partners
+        .iter()
+        .take(MAX_PARTNERS_PER_HEARTBEAT)
+        .map(|partner| pb::PartnerObservation {
+            partner: cut(&partner.partner, MAX_NAME),
+            reasons: partner.reasons.iter().take(MAX_REASONS).map(|(k, v)| (cut(k, MAX_NAME), *v)).collect(),
+            certificates: partner
+                .certificates
+                .iter()
+                .take(MAX_CERTIFICATES)
+                .map(|c| pb::SeenCertificate {
+                    sha256: cut(&c.sha256, 64),
+                    subject: cut(&c.subject, MAX_NAME * 4),
+                    issuer: cut(&c.issuer, MAX_NAME * 4),
+                    ..c.clone()
+                })
+                .collect(),
+            ..partner.clone()
+        })
+        .collect()
+}
+
+const MAX_PARTNERS_PER_HEARTBEAT: usize = 1001;
+const MAX_CERTIFICATES: usize = 4;
+const MAX_REASONS: usize = 64;
+const MAX_NAME: usize = 255;
+
 /// Each partner's figures since `since` (at hour granularity), summed over the edges.
 pub async fn figures(pool: &PgPool, since: DateTime<Utc>) -> Result<BTreeMap<String, PartnerFigures>> {
     type Row = (String, String, i64, i64, i64, i64, i64, serde_json::Value);
@@ -180,4 +220,33 @@ pub async fn certificates(pool: &PgPool, since: DateTime<Utc>) -> Result<Vec<See
     .bind(since)
     .fetch_all(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_cannot_add_more_than_an_edge_keeps() {
+        let huge = "x".repeat(10_000);
+        let flood: Vec<pb::PartnerObservation> = (0..5_000)
+            .map(|n| pb::PartnerObservation {
+                partner: format!("{huge}{n}"),
+                reasons: (0..500).map(|r| (format!("reason-{r}"), 1)).collect(),
+                certificates: (0..50)
+                    .map(|c| pb::SeenCertificate {
+                        subject: huge.clone(),
+                        sha256: format!("{c}"),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        let kept = bounded(&flood);
+        assert_eq!(kept.len(), MAX_PARTNERS_PER_HEARTBEAT);
+        assert!(kept.iter().all(|p| p.partner.len() <= MAX_NAME && p.reasons.len() <= MAX_REASONS));
+        assert!(kept.iter().all(|p| p.certificates.len() <= MAX_CERTIFICATES));
+        assert!(kept[0].certificates.iter().all(|c| c.subject.len() <= MAX_NAME * 4));
+    }
 }
