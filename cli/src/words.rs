@@ -51,6 +51,27 @@ impl Service {
     }
 }
 
+/// `--dane` / `--mta-sts`: a policy source on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Honour it (the default for new connectors).
+    Enabled,
+    /// Ignore it.
+    Disabled,
+}
+
+impl Switch {
+    /// Whether it is on.
+    pub fn is_on(self) -> bool {
+        self == Self::Enabled
+    }
+
+    /// `enabled` or `disabled`.
+    pub fn word(on: bool) -> &'static str {
+        if on { "enabled" } else { "disabled" }
+    }
+}
+
 /// `--protocol-logging-level`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 #[value(rename_all = "kebab-case")]

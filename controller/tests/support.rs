@@ -38,6 +38,8 @@ pub fn internet_connector(edges: &[&str]) -> pb::SendConnectorSpec {
         protocol_logging_level: pb::ProtocolLoggingLevel::Verbose as i32,
         source_edges: strings(edges),
         max_message_size: 0,
+        dane_disabled: false,
+        mta_sts_disabled: false,
     }
 }
 

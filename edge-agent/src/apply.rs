@@ -120,6 +120,8 @@ fn send_connector(connector: &pb::SendConnector, edge: &ObjectName) -> Result<Se
         routing: if smart_hosts.is_empty() { Routing::Dns } else { Routing::SmartHosts(smart_hosts) },
         fqdn: optional_domain(&at("fqdn"), &connector.fqdn)?,
         domain_secure_enabled: connector.domain_secure_enabled,
+        dane_enabled: !connector.dane_disabled,
+        mta_sts_enabled: !connector.mta_sts_disabled,
         protocol_logging_level: word::<ProtocolLoggingLevel>(
             &at("protocol_logging_level"),
             &connector.protocol_logging_level,
@@ -220,6 +222,8 @@ mod tests {
                 smart_hosts: vec![],
                 fqdn: String::new(),
                 domain_secure_enabled: true,
+                dane_disabled: false,
+                mta_sts_disabled: false,
                 protocol_logging_level: "verbose".into(),
                 max_message_size: 10 * 1024 * 1024,
             }],

@@ -22,6 +22,8 @@ pub struct EdgeSettings {
     pub protocol_log: LogSettings,
     /// How partner certificates are judged.
     pub domain_security: DomainSecuritySettings,
+    /// `[mta_sts]`: MTA-STS policy fetches.
+    pub mta_sts: MtaStsSettings,
     /// How a stop drains the relay.
     pub shutdown: ShutdownSettings,
 }
@@ -60,6 +62,25 @@ pub struct DomainSecuritySettings {
     /// Timeout for fetching one CRL.
     #[serde(with = "humantime_serde")]
     pub crl_fetch_timeout: Duration,
+}
+
+/// MTA-STS (RFC 8461) on this edge: how policies are fetched and which roots the
+/// WebPKI checks trust.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MtaStsSettings {
+    /// A PEM file of CA certificates trusted beside Mozilla's roots (webpki-roots) for
+    /// policy servers and MX hosts under a policy: a private PKI, or a test lab.
+    pub extra_roots: Option<std::path::PathBuf>,
+    /// The whole fetch of one policy (connect, TLS, HTTP), RFC 8461 §3.3.
+    #[serde(with = "humantime_serde")]
+    pub fetch_timeout: Duration,
+}
+
+impl Default for MtaStsSettings {
+    fn default() -> Self {
+        Self { extra_roots: None, fetch_timeout: Duration::from_secs(10) }
+    }
 }
 
 /// Limits of inbound SMTP sessions (RFC 5321 §4.5.3 and Exchange's defaults).

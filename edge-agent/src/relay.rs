@@ -17,7 +17,7 @@ use crate::{
     certificates::CertificateStore,
     config::EdgeSettings,
     delivery::maildir::Maildir,
-    domain_security::DomainSecurity,
+    domain_security::{DomainSecurity, mta_sts::MtaSts},
     inbound::{Inbound, InboundParts},
     metrics::RelayMetrics,
     protocol_log::{LogKind, ProtocolLog},
@@ -58,6 +58,14 @@ pub enum StartError {
     /// The DNS settings are wrong.
     #[error(transparent)]
     Dns(#[from] crate::routing::dns::DnsConfigError),
+    /// `mta_sts.extra_roots` cannot be used.
+    #[error("mta_sts.extra_roots {path}: {reason}")]
+    ExtraRoots {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Relay {
@@ -90,7 +98,9 @@ impl Relay {
         let send = ProtocolLog::open(send_log.clone(), LogKind::Send, settings.protocol_log.clone())
             .map_err(|source| StartError::Io { what: "the send protocol log", source })?;
         let maildir = data_dir.join("maildir");
-        let security = Arc::new(DomainSecurity::new(data_dir, &settings.domain_security));
+        let extra_roots = extra_roots(settings.mta_sts.extra_roots.as_deref())?;
+        let mta_sts = MtaSts::new(data_dir, &extra_roots, settings.mta_sts.fetch_timeout);
+        let security = Arc::new(DomainSecurity::new(data_dir, &settings.domain_security, mta_sts));
         let delivery = Arc::new(Delivery::new(
             config.clone(),
             resolver,
@@ -218,4 +228,21 @@ fn prometheus_text(relay: &Relay) -> String {
 
 fn unix_seconds(time: std::time::SystemTime) -> i64 {
     time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The CA certificates of `mta_sts.extra_roots` (none when unset).
+fn extra_roots(path: Option<&std::path::Path>) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, StartError> {
+    let Some(path) = path else { return Ok(Vec::new()) };
+    let error = |reason: String| StartError::ExtraRoots { path: path.display().to_string(), reason };
+    let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let blocks = pem::parse_many(&text).map_err(|e| error(format!("not PEM: {e}")))?;
+    let roots: Vec<_> = blocks
+        .into_iter()
+        .filter(|block| block.tag() == "CERTIFICATE")
+        .map(|block| rustls::pki_types::CertificateDer::from(block.into_contents()))
+        .collect();
+    if roots.is_empty() {
+        return Err(error("no CERTIFICATE block".into()));
+    }
+    Ok(roots)
 }

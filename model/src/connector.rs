@@ -23,12 +23,23 @@ pub struct SendConnector {
     pub fqdn: Option<Domain>,
     /// Outbound Domain Security for domains on the send secure list.
     pub domain_secure_enabled: bool,
+    /// DANE (RFC 7672) for domains whose MX and TLSA records are DNSSEC-signed
+    /// (DNS routing only; below Domain Security).
+    #[serde(default = "enabled")]
+    pub dane_enabled: bool,
+    /// MTA-STS (RFC 8461) for domains that publish a policy (DNS routing only; below DANE).
+    #[serde(default = "enabled")]
+    pub mta_sts_enabled: bool,
     /// Whether the send protocol log is written.
     pub protocol_logging_level: ProtocolLoggingLevel,
     /// Edges that send through this connector.
     pub source_edges: Vec<ObjectName>,
     /// Largest message this connector sends.
     pub max_message_size: MessageSize,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// How a send connector finds the next hop.
@@ -378,6 +389,8 @@ mod tests {
             routing: Routing::Dns,
             fqdn: None,
             domain_secure_enabled: true,
+            dane_enabled: true,
+            mta_sts_enabled: true,
             protocol_logging_level: ProtocolLoggingLevel::Verbose,
             source_edges: vec![ObjectName::parse("mail1").unwrap()],
             max_message_size: MessageSize::DEFAULT,

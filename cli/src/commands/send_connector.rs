@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::Context;
 use crate::{
     output::{self, Render},
-    words::{self, LoggingLevel},
+    words::{self, LoggingLevel, Switch},
 };
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +57,14 @@ pub struct Settings {
     /// Require mutual TLS to domains on TLSSendDomainSecureList.
     #[arg(long, action = ArgAction::Set, value_name = "true|false")]
     domain_secure_enabled: Option<bool>,
+    /// DANE (RFC 7672) for domains with DNSSEC-signed MX and TLSA records, below Domain
+    /// Security (DNS routing only; default enabled).
+    #[arg(long, value_enum)]
+    dane: Option<Switch>,
+    /// MTA-STS (RFC 8461) for domains that publish a policy, below DANE (DNS routing only;
+    /// default enabled).
+    #[arg(long, value_enum)]
+    mta_sts: Option<Switch>,
     /// Protocol logging.
     #[arg(long, value_enum)]
     protocol_logging_level: Option<LoggingLevel>,
@@ -76,6 +84,8 @@ struct SendConnectorView {
     smart_hosts: Vec<String>,
     fqdn: String,
     domain_secure_enabled: bool,
+    dane: &'static str,
+    mta_sts: &'static str,
     protocol_logging_level: String,
     source_edges: Vec<String>,
     max_message_size: u64,
@@ -85,7 +95,17 @@ struct SendConnectorView {
 
 impl Render for SendConnectorView {
     fn headers() -> &'static [&'static str] {
-        &["NAME", "ADDRESS SPACES", "ROUTING", "DOMAIN SECURE", "LOGGING", "SOURCE EDGES", "MAX SIZE"]
+        &[
+            "NAME",
+            "ADDRESS SPACES",
+            "ROUTING",
+            "DOMAIN SECURE",
+            "DANE",
+            "MTA-STS",
+            "LOGGING",
+            "SOURCE EDGES",
+            "MAX SIZE",
+        ]
     }
     fn row(&self) -> Vec<String> {
         vec![
@@ -93,6 +113,8 @@ impl Render for SendConnectorView {
             output::join(&self.address_spaces),
             self.routing_text(),
             self.domain_secure_enabled.to_string(),
+            self.dane.to_owned(),
+            self.mta_sts.to_owned(),
             self.protocol_logging_level.clone(),
             output::join(&self.source_edges),
             output::size(self.max_message_size),
@@ -116,6 +138,8 @@ impl SendConnectorView {
             ("Routing", self.routing_text()),
             ("Fqdn", if self.fqdn.is_empty() { "(edge FQDN)".to_owned() } else { self.fqdn.clone() }),
             ("DomainSecureEnabled", self.domain_secure_enabled.to_string()),
+            ("Dane", self.dane.to_owned()),
+            ("MtaSts", self.mta_sts.to_owned()),
             ("ProtocolLoggingLevel", self.protocol_logging_level.clone()),
             ("SourceEdges", output::join(&self.source_edges)),
             ("MaxMessageSize", output::size(self.max_message_size)),
@@ -134,6 +158,8 @@ fn view(connector: pb::SendConnector) -> SendConnectorView {
         smart_hosts: spec.smart_hosts,
         fqdn: spec.fqdn,
         domain_secure_enabled: spec.domain_secure_enabled,
+        dane: Switch::word(!spec.dane_disabled),
+        mta_sts: Switch::word(!spec.mta_sts_disabled),
         protocol_logging_level: words::logging_level_word(spec.protocol_logging_level),
         source_edges: spec.source_edges,
         max_message_size: spec.max_message_size,
@@ -156,6 +182,8 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
                     .map_or(pb::ProtocolLoggingLevel::None, Into::into) as i32,
                 source_edges: settings.source_edges.unwrap_or_default(),
                 max_message_size: settings.max_message_size.unwrap_or(0),
+                dane_disabled: settings.dane.is_some_and(|s| !s.is_on()),
+                mta_sts_disabled: settings.mta_sts.is_some_and(|s| !s.is_on()),
             };
             context.client.create_send_connector(spec).await?.into_inner()
         }
@@ -172,6 +200,8 @@ pub async fn run(context: &mut Context, command: Command) -> anyhow::Result<()> 
                     .map(|level| pb::ProtocolLoggingLevel::from(level) as i32),
                 source_edges: settings.source_edges.map(|values| pb::StringList { values }),
                 max_message_size: settings.max_message_size,
+                dane_enabled: settings.dane.map(Switch::is_on),
+                mta_sts_enabled: settings.mta_sts.map(Switch::is_on),
             };
             context.client.update_send_connector(request).await?.into_inner()
         }

@@ -25,6 +25,8 @@ struct Row {
     smart_hosts: Vec<String>,
     fqdn: Option<String>,
     domain_secure_enabled: bool,
+    dane_enabled: bool,
+    mta_sts_enabled: bool,
     protocol_logging_level: String,
     max_message_size: i64,
     source_edges: Vec<String>,
@@ -32,7 +34,7 @@ struct Row {
 }
 
 const SELECT: &str = "SELECT c.name, c.address_spaces, c.smart_hosts, c.fqdn, c.domain_secure_enabled,
-        c.protocol_logging_level, c.max_message_size, c.updated_at,
+        c.dane_enabled, c.mta_sts_enabled, c.protocol_logging_level, c.max_message_size, c.updated_at,
         COALESCE(ARRAY(SELECT e.name FROM send_connector_source_edges s JOIN edges e ON e.id = s.edge_id
                        WHERE s.send_connector_id = c.id ORDER BY s.position), '{}') AS source_edges
     FROM send_connectors c";
@@ -60,8 +62,8 @@ pub async fn insert(conn: &mut PgConnection, connector: &SendConnector) -> Resul
     let edge_ids = edges::resolve_all(&mut *conn, "source_edges", &connector.source_edges).await?;
     sqlx::query(
         "INSERT INTO send_connectors (id, name, address_spaces, smart_hosts, fqdn, domain_secure_enabled,
-             protocol_logging_level, max_message_size)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             protocol_logging_level, max_message_size, dane_enabled, mta_sts_enabled)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id)
     .bind(connector.name.as_str())
@@ -71,6 +73,8 @@ pub async fn insert(conn: &mut PgConnection, connector: &SendConnector) -> Resul
     .bind(connector.domain_secure_enabled)
     .bind(connector.protocol_logging_level.as_str())
     .bind(size_column(connector.max_message_size))
+    .bind(connector.dane_enabled)
+    .bind(connector.mta_sts_enabled)
     .execute(&mut *conn)
     .await
     .map_err(|error| {
@@ -88,7 +92,8 @@ pub async fn update(conn: &mut PgConnection, connector: &SendConnector) -> Resul
     let edge_ids = edges::resolve_all(&mut *conn, "source_edges", &connector.source_edges).await?;
     let id: Option<Uuid> = sqlx::query_scalar(
         "UPDATE send_connectors SET address_spaces = $2, smart_hosts = $3, fqdn = $4, domain_secure_enabled = $5,
-             protocol_logging_level = $6, max_message_size = $7, updated_at = now()
+             protocol_logging_level = $6, max_message_size = $7, dane_enabled = $8, mta_sts_enabled = $9,
+             updated_at = now()
          WHERE name = $1 RETURNING id",
     )
     .bind(connector.name.as_str())
@@ -98,6 +103,8 @@ pub async fn update(conn: &mut PgConnection, connector: &SendConnector) -> Resul
     .bind(connector.domain_secure_enabled)
     .bind(connector.protocol_logging_level.as_str())
     .bind(size_column(connector.max_message_size))
+    .bind(connector.dane_enabled)
+    .bind(connector.mta_sts_enabled)
     .fetch_optional(&mut *conn)
     .await?;
     let id = id.ok_or_else(|| not_found(&connector.name))?;
@@ -151,6 +158,8 @@ impl Row {
             routing: if smart_hosts.is_empty() { Routing::Dns } else { Routing::SmartHosts(smart_hosts) },
             fqdn: self.fqdn.as_deref().map(|f| parse_stored("fqdn", f, Domain::parse)).transpose()?,
             domain_secure_enabled: self.domain_secure_enabled,
+            dane_enabled: self.dane_enabled,
+            mta_sts_enabled: self.mta_sts_enabled,
             protocol_logging_level: parse_stored(
                 "protocol logging level",
                 &self.protocol_logging_level,

@@ -28,6 +28,10 @@ pub struct SendConnectorChange {
     pub fqdn: Option<Option<Domain>>,
     /// Domain Security on or off.
     pub domain_secure_enabled: Option<bool>,
+    /// DANE on or off.
+    pub dane_enabled: Option<bool>,
+    /// MTA-STS on or off.
+    pub mta_sts_enabled: Option<bool>,
     /// Protocol logging.
     pub protocol_logging_level: Option<ProtocolLoggingLevel>,
     /// New source edges.
@@ -235,6 +239,8 @@ fn apply_send_change(connector: &mut SendConnector, change: SendConnectorChange)
         routing,
         fqdn,
         domain_secure_enabled,
+        dane_enabled,
+        mta_sts_enabled,
         protocol_logging_level,
         source_edges,
         max_message_size,
@@ -243,6 +249,8 @@ fn apply_send_change(connector: &mut SendConnector, change: SendConnectorChange)
     set(&mut connector.routing, routing);
     set(&mut connector.fqdn, fqdn);
     set(&mut connector.domain_secure_enabled, domain_secure_enabled);
+    set(&mut connector.dane_enabled, dane_enabled);
+    set(&mut connector.mta_sts_enabled, mta_sts_enabled);
     set(&mut connector.protocol_logging_level, protocol_logging_level);
     set(&mut connector.source_edges, source_edges);
     set(&mut connector.max_message_size, max_message_size);

@@ -59,6 +59,12 @@ struct SendConnectorEntry {
     fqdn: Option<String>,
     #[serde(default)]
     domain_secure_enabled: bool,
+    /// Written only when off (on is the default).
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    dane_enabled: bool,
+    /// Written only when off (on is the default).
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    mta_sts_enabled: bool,
     #[serde(default = "no_logging")]
     protocol_logging_level: String,
     source_edges: Vec<String>,
@@ -230,6 +236,8 @@ fn send_connector(wire: SendConnectorEntry) -> Result<SendConnector, InvalidFiel
         routing,
         fqdn: wire.fqdn.as_deref().map(|fqdn| domain("fqdn", fqdn)).transpose()?,
         domain_secure_enabled: wire.domain_secure_enabled,
+        dane_enabled: wire.dane_enabled,
+        mta_sts_enabled: wire.mta_sts_enabled,
         protocol_logging_level: word("protocol_logging_level", &wire.protocol_logging_level)?,
         source_edges: parse_set("source_edges", &wire.source_edges, true, ObjectName::parse)?,
         max_message_size: size(wire.max_message_size)?,
@@ -280,6 +288,15 @@ fn trusted_root(wire: TrustedRoot) -> Result<TrustedRootEntry, InvalidField> {
     Ok(TrustedRootEntry { certificate, edges })
 }
 
+fn on() -> bool {
+    true
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_on(value: &bool) -> bool {
+    *value
+}
+
 fn send_connector_entry(connector: &SendConnector) -> SendConnectorEntry {
     SendConnectorEntry {
         name: connector.name.to_string(),
@@ -290,6 +307,8 @@ fn send_connector_entry(connector: &SendConnector) -> SendConnectorEntry {
         },
         fqdn: connector.fqdn.as_ref().map(ToString::to_string),
         domain_secure_enabled: connector.domain_secure_enabled,
+        dane_enabled: connector.dane_enabled,
+        mta_sts_enabled: connector.mta_sts_enabled,
         protocol_logging_level: connector.protocol_logging_level.to_string(),
         source_edges: strings(&connector.source_edges),
         max_message_size: connector.max_message_size.bytes(),

@@ -183,6 +183,8 @@ fn send_connector(connector: &SendConnector) -> pb::SendConnector {
         domain_secure_enabled: connector.domain_secure_enabled,
         protocol_logging_level: connector.protocol_logging_level.to_string(),
         max_message_size: connector.max_message_size.bytes(),
+        dane_disabled: !connector.dane_enabled,
+        mta_sts_disabled: !connector.mta_sts_enabled,
     }
 }
 

@@ -122,6 +122,22 @@ impl DomainSecurityCounters {
         });
     }
 
+    /// An outbound session to `domain` under DANE or MTA-STS that failed, and why
+    /// (`dane.no-match`): per domain and reason, outside the paper's three counters.
+    pub fn published_failure(&self, domain: &DomainPattern, reason: &'static str) {
+        self.update(|c| {
+            let partner = c.partner(domain);
+            partner.outbound_failures += 1;
+            *partner.reasons.entry(format!("outbound.{reason}")).or_default() += 1;
+            *c.reasons.entry(reason.to_owned()).or_default() += 1;
+        });
+    }
+
+    /// An outbound session to `domain` that passed DANE or MTA-STS.
+    pub fn published_session(&self, domain: &DomainPattern) {
+        self.update(|c| c.partner(domain).outbound_sessions += 1);
+    }
+
     /// An inbound transaction under list `entry` refused by Domain Security, and why.
     pub fn inbound_refusal(&self, entry: &DomainPattern, reason: &'static str) {
         self.update(|c| {

@@ -3,7 +3,9 @@
 //! rules — and the decisions the SMTP layer takes with the result.
 
 pub mod counters;
+pub mod dane;
 pub mod mark;
+pub mod mta_sts;
 pub mod name_match;
 pub mod peer;
 pub mod policy;
@@ -12,14 +14,26 @@ pub mod revocation;
 
 use std::{
     path::Path,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
-use crate::{apply::EdgeConfig, config::DomainSecuritySettings};
+use domainsec_model::SendConnector;
+use hickory_resolver::proto::rr::RecordType;
+
+use crate::{
+    apply::EdgeConfig,
+    config::DomainSecuritySettings,
+    routing::dns::{MxResolver, ValidatedAnswer},
+};
 
 use self::{
     counters::DomainSecurityCounters,
+    mta_sts::MtaSts,
     peer::{PeerFailure, PeerRole, TrustSettings, TrustedPeer},
+    policy::{DaneStatus, DomainFacts, OutboundPolicy},
     revocation::{CrlCache, ProxySettings, RevocationSettings},
 };
 
@@ -31,19 +45,22 @@ pub struct DomainSecurity {
     pub counters: DomainSecurityCounters,
     /// This edge's settings.
     pub settings: DomainSecuritySettings,
+    /// MTA-STS policies (RFC 8461), cached.
+    pub mta_sts: Arc<MtaSts>,
     /// The configuration version whose CRL proxy is in force (0: none yet).
     proxy_version: AtomicU64,
 }
 
 impl DomainSecurity {
     /// Loads the counters from `data_dir` and sets up the CRL cache.
-    pub fn new(data_dir: &Path, settings: &DomainSecuritySettings) -> Self {
+    pub fn new(data_dir: &Path, settings: &DomainSecuritySettings, mta_sts: MtaSts) -> Self {
         let revocation =
             RevocationSettings { fetch_timeout: settings.crl_fetch_timeout, ..RevocationSettings::default() };
         Self {
             crls: CrlCache::new(revocation),
             counters: DomainSecurityCounters::load(data_dir),
             settings: settings.clone(),
+            mta_sts: Arc::new(mta_sts),
             proxy_version: AtomicU64::new(0),
         }
     }
@@ -58,6 +75,44 @@ impl DomainSecurity {
     ) -> Result<TrustedPeer, PeerFailure> {
         self.follow_proxy(config);
         peer::check(chain, role, domain, &self.trust(config), &self.crls).await
+    }
+
+    /// The outbound policy for mail to `domain` through `connector`: Domain Security when
+    /// the list says so, else what the domain publishes (DANE, MTA-STS), looked up now.
+    pub async fn outbound_policy(
+        &self,
+        config: &EdgeConfig,
+        connector: &SendConnector,
+        domain: &str,
+        resolver: &MxResolver,
+    ) -> OutboundPolicy {
+        let requirement = policy::outbound_requirement(config, connector, domain);
+        let (dane, sts) = policy::published_sources(connector);
+        let facts = match requirement {
+            policy::OutboundRequirement::Required { .. } => {
+                DomainFacts { mx: Err("Domain Security applies".into()), sts: Err("Domain Security applies".into()) }
+            }
+            policy::OutboundRequirement::NotRequired => {
+                let mx = async {
+                    let stub = dane.and_then(|()| resolver.validating().cloned().map_err(str::to_owned))?;
+                    Ok(stub.query(domain, RecordType::MX).await)
+                };
+                let sts = async {
+                    sts?;
+                    Ok(self.mta_sts.lookup(resolver, domain).await)
+                };
+                let (mx, sts) = tokio::join!(mx, sts);
+                DomainFacts { mx, sts }
+            }
+        };
+        policy::outbound_policy(requirement, domain, facts)
+    }
+
+    /// MX `host`'s TLSA records (`_PORT._tcp.HOST`), asked only when DANE applies to the domain.
+    pub async fn tlsa(&self, policy: &OutboundPolicy, host: &str, resolver: &MxResolver) -> Option<ValidatedAnswer> {
+        let OutboundPolicy::Published { dane: DaneStatus::Applies, .. } = policy else { return None };
+        let stub = resolver.validating().ok()?;
+        Some(stub.query(&format!("_{}._tcp.{host}", resolver.smtp_port()), RecordType::TLSA).await)
     }
 
     /// Takes the configuration's CRL proxy (from `dsctl transport-config set

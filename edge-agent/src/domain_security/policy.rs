@@ -7,9 +7,19 @@
 //! listed domain is refused rather than taken for an unlisted one. Counters are
 //! kept per list *entry*, never per domain a peer names, so no peer can grow them.
 
-use domainsec_model::{Domain, DomainPattern, PermissionGroup, ReceiveConnector, SendConnector};
+use domainsec_model::{Domain, DomainPattern, PermissionGroup, ReceiveConnector, Routing, SendConnector};
 
-use crate::apply::EdgeConfig;
+use super::{
+    dane::{DaneRequirement, Tlsa},
+    mta_sts::{
+        StsLookup,
+        policy::{Mode, Policy},
+    },
+};
+use crate::{
+    apply::EdgeConfig,
+    routing::dns::{Security, ValidatedAnswer},
+};
 
 /// What inbound Domain Security asks of a transaction, decided at `MAIL FROM`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +91,186 @@ pub fn outbound_requirement(
         return OutboundRequirement::NotRequired;
     };
     OutboundRequirement::Required { entry: entry.clone(), domain }
+}
+
+/// The outbound TLS policy for a recipient domain, strongest source first (the paper's
+/// Domain Security, then DANE, then MTA-STS, then opportunistic TLS). DANE is decided per
+/// MX host ([`OutboundPolicy::hop`]): a host without DNSSEC-validated TLSA records falls
+/// through to MTA-STS or opportunistic TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundPolicy {
+    /// Domain Security (the domain is on `TLSSendDomainSecureList`).
+    DomainSecurity {
+        /// The list entry.
+        entry: DomainPattern,
+        /// The recipient domain.
+        domain: Domain,
+    },
+    /// DANE, MTA-STS or neither, as the facts say.
+    Published {
+        /// The recipient domain.
+        domain: String,
+        /// Whether DANE may apply: the MX RRset validated (or why not).
+        dane: DaneStatus,
+        /// The MTA-STS policy in force (`enforce` or `testing`), or why none.
+        sts: Result<Policy, String>,
+    },
+}
+
+/// Whether DANE applies to a domain's MX hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaneStatus {
+    /// The MX RRset (or the domain's own address, as implicit MX) validated: each MX
+    /// host's TLSA records decide.
+    Applies,
+    /// It does not apply; why (connector setting, no trusted resolver, insecure MX).
+    NotApplicable(String),
+    /// The validated MX lookup failed (bogus, or no answer): nothing is sent (RFC 7672 §2.2.1).
+    LookupFailed(String),
+}
+
+/// What the facts about a domain are, as looked up for [`outbound_policy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainFacts {
+    /// The validated MX answer, or why it was not asked.
+    pub mx: Result<ValidatedAnswer, String>,
+    /// The MTA-STS lookup, or why it was not made.
+    pub sts: Result<StsLookup, String>,
+}
+
+/// What one MX host demands of the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HopRequirement {
+    /// Domain Security: mutual TLS, the paper's checks.
+    DomainSecurity {
+        /// The list entry.
+        entry: DomainPattern,
+        /// The recipient domain.
+        domain: Domain,
+    },
+    /// DANE: STARTTLS, and the TLSA records authenticate the server (or only encrypt).
+    Dane(DaneRequirement),
+    /// MTA-STS: STARTTLS and a WebPKI certificate for the MX host; `enforce` false is
+    /// `testing` (delivered either way, failures reported).
+    MtaSts {
+        /// Whether failures defer.
+        enforce: bool,
+        /// Whether the host is listed in the policy (a `testing` policy still delivers).
+        listed: bool,
+    },
+    /// Opportunistic TLS.
+    Opportunistic,
+    /// Do not connect to this host; why, and the counter reason.
+    Skip {
+        /// For the queue and logs: "DANE: TLSA lookup failed: …".
+        reason: String,
+        /// The counter reason (`dane.lookup-failed`, `mta-sts.mx-not-listed`).
+        kind: &'static str,
+    },
+}
+
+/// The strongest source that applies to `domain` on `connector` given `facts`.
+pub fn outbound_policy(requirement: OutboundRequirement, domain: &str, facts: DomainFacts) -> OutboundPolicy {
+    if let OutboundRequirement::Required { entry, domain } = requirement {
+        return OutboundPolicy::DomainSecurity { entry, domain };
+    }
+    let dane = match facts.mx {
+        Err(reason) => DaneStatus::NotApplicable(reason),
+        Ok(ValidatedAnswer::Failed(reason)) => DaneStatus::LookupFailed(format!("validated MX lookup: {reason}")),
+        Ok(answer) => match answer.security() {
+            Some(Security::Secure) => DaneStatus::Applies,
+            _ => DaneStatus::NotApplicable("the MX records are not DNSSEC-validated".into()),
+        },
+    };
+    let sts = match facts.sts {
+        Err(reason) => Err(reason),
+        Ok(StsLookup::NoPolicy(reason)) => Err(reason),
+        Ok(StsLookup::Policy { cached, .. }) => Ok(cached.policy),
+    };
+    OutboundPolicy::Published { domain: domain.to_owned(), dane, sts }
+}
+
+/// Why DANE and MTA-STS are not asked about for `connector`, if they are not.
+pub fn published_sources(connector: &SendConnector) -> (Result<(), String>, Result<(), String>) {
+    let smart_hosts = matches!(connector.routing, Routing::SmartHosts(_));
+    let source = |enabled: bool, name: &str| match (enabled, smart_hosts) {
+        (false, _) => Err(format!("{name} is disabled on send connector {}", connector.name)),
+        (true, true) => Err(format!("send connector {} routes to smart hosts, not MX hosts", connector.name)),
+        (true, false) => Ok(()),
+    };
+    (source(connector.dane_enabled, "DANE"), source(connector.mta_sts_enabled, "MTA-STS"))
+}
+
+// === impl OutboundPolicy ===
+
+impl OutboundPolicy {
+    /// What MX `host` demands, given its TLSA answer (asked only when DANE applies).
+    pub fn hop(&self, host: &str, tlsa: Option<&ValidatedAnswer>) -> HopRequirement {
+        let (dane, sts) = match self {
+            Self::DomainSecurity { entry, domain } => {
+                return HopRequirement::DomainSecurity { entry: entry.clone(), domain: domain.clone() };
+            }
+            Self::Published { dane, sts, .. } => (dane, sts),
+        };
+        match dane {
+            DaneStatus::LookupFailed(reason) => {
+                return HopRequirement::Skip { reason: format!("DANE: {reason}"), kind: "dane.lookup-failed" };
+            }
+            DaneStatus::Applies => match tlsa {
+                Some(ValidatedAnswer::Found(Security::Secure, records)) => {
+                    return HopRequirement::Dane(DaneRequirement::from_records(tlsa_records(records)));
+                }
+                Some(ValidatedAnswer::Failed(reason)) => {
+                    return HopRequirement::Skip {
+                        reason: format!("DANE: TLSA lookup for {host} failed: {reason}"),
+                        kind: "dane.lookup-failed",
+                    };
+                }
+                // Insecure, or securely absent: this host is not a DANE host.
+                _ => {}
+            },
+            DaneStatus::NotApplicable(_) => {}
+        }
+        match sts {
+            Ok(policy) if policy.mode == Mode::Enforce && !policy.allows_mx(host) => HopRequirement::Skip {
+                reason: format!("MTA-STS: MX host {host} not in policy"),
+                kind: "mta-sts.mx-not-listed",
+            },
+            Ok(policy) if policy.mode != Mode::None => {
+                HopRequirement::MtaSts { enforce: policy.mode == Mode::Enforce, listed: policy.allows_mx(host) }
+            }
+            _ => HopRequirement::Opportunistic,
+        }
+    }
+
+    /// The source's name for logs and `policy explain`: "Domain Security", "DANE",
+    /// "MTA-STS (enforce)", "opportunistic TLS".
+    pub fn source(&self) -> String {
+        match self {
+            Self::DomainSecurity { .. } => "Domain Security".into(),
+            Self::Published { dane: DaneStatus::Applies | DaneStatus::LookupFailed(_), .. } => "DANE".into(),
+            Self::Published { sts: Ok(policy), .. } if policy.mode != Mode::None => {
+                format!("MTA-STS ({})", policy.mode)
+            }
+            Self::Published { .. } => "opportunistic TLS".into(),
+        }
+    }
+}
+
+/// TLSA RDATA as [`Tlsa`] records (other types dropped).
+fn tlsa_records(records: &[hickory_resolver::proto::rr::RData]) -> Vec<Tlsa> {
+    records
+        .iter()
+        .filter_map(|record| match record {
+            hickory_resolver::proto::rr::RData::TLSA(tlsa) => Some(Tlsa {
+                usage: u8::from(tlsa.cert_usage),
+                selector: u8::from(tlsa.selector),
+                matching: u8::from(tlsa.matching),
+                data: tlsa.cert_data.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Who may submit on `connector`: anonymous senders where `anonymous-users` or
@@ -170,6 +360,8 @@ mod tests {
             routing: Routing::Dns,
             fqdn: None,
             domain_secure_enabled,
+            dane_enabled: true,
+            mta_sts_enabled: true,
             protocol_logging_level: ProtocolLoggingLevel::None,
             source_edges: vec![ObjectName::parse("mail1").unwrap()],
             max_message_size: MessageSize::DEFAULT,
@@ -218,5 +410,115 @@ mod tests {
         assert_eq!(outbound_requirement(&config(), &connector, "fabrikam.com"), OutboundRequirement::NotRequired);
         let off = outbound_requirement(&config(), &send_connector(false), "woodgrovebank.com");
         assert_eq!(off, OutboundRequirement::NotRequired);
+    }
+
+    mod published {
+        use hickory_resolver::proto::rr::{
+            RData,
+            rdata::{
+                TLSA,
+                tlsa::{CertUsage, Matching, Selector},
+            },
+        };
+
+        use super::*;
+        use crate::domain_security::mta_sts::{CachedPolicy, policy::Policy};
+
+        fn sts(mode: Mode) -> Result<StsLookup, String> {
+            let policy = Policy { mode, mx: vec!["*.example.net".into()], max_age: 86_400 };
+            Ok(StsLookup::Policy { cached: CachedPolicy { id: "1".into(), policy, fetched_at: 0 }, how: "test".into() })
+        }
+
+        fn mx(security: Security) -> Result<ValidatedAnswer, String> {
+            Ok(ValidatedAnswer::Found(security, vec![]))
+        }
+
+        fn tlsa(usage: u8) -> ValidatedAnswer {
+            let record = TLSA::new(CertUsage::from(usage), Selector::Spki, Matching::Sha256, vec![7; 32]);
+            ValidatedAnswer::Found(Security::Secure, vec![RData::TLSA(record)])
+        }
+
+        fn decide(mx: Result<ValidatedAnswer, String>, sts: Result<StsLookup, String>) -> OutboundPolicy {
+            outbound_policy(OutboundRequirement::NotRequired, "example.net", DomainFacts { mx, sts })
+        }
+
+        #[test]
+        fn domain_security_wins_over_everything_published() {
+            let requirement = outbound_requirement(&config(), &send_connector(true), "woodgrovebank.com");
+            let policy = outbound_policy(
+                requirement,
+                "woodgrovebank.com",
+                DomainFacts { mx: mx(Security::Secure), sts: sts(Mode::Enforce) },
+            );
+            assert_eq!(policy.source(), "Domain Security");
+            assert!(matches!(policy.hop("mx1.example.net", Some(&tlsa(3))), HopRequirement::DomainSecurity { .. }));
+        }
+
+        #[test]
+        fn dane_applies_per_host_and_falls_through_when_a_host_has_no_secure_tlsa() {
+            let policy = decide(mx(Security::Secure), sts(Mode::Enforce));
+            assert_eq!(policy.source(), "DANE");
+            assert!(matches!(
+                policy.hop("mx1.example.net", Some(&tlsa(3))),
+                HopRequirement::Dane(DaneRequirement::Authenticate(_))
+            ));
+            assert_eq!(
+                policy.hop("mx1.example.net", Some(&tlsa(1))),
+                HopRequirement::Dane(DaneRequirement::EncryptOnly)
+            );
+            let insecure = ValidatedAnswer::Found(Security::Insecure, vec![]);
+            assert_eq!(
+                policy.hop("mx1.example.net", Some(&insecure)),
+                HopRequirement::MtaSts { enforce: true, listed: true }
+            );
+            let absent = ValidatedAnswer::NoSuchName(Security::Secure);
+            assert_eq!(
+                policy.hop("mx1.example.net", Some(&absent)),
+                HopRequirement::MtaSts { enforce: true, listed: true }
+            );
+            let bogus = ValidatedAnswer::Failed("SERVFAIL".into());
+            assert!(matches!(
+                policy.hop("mx1.example.net", Some(&bogus)),
+                HopRequirement::Skip { kind: "dane.lookup-failed", .. }
+            ));
+        }
+
+        #[test]
+        fn an_insecure_mx_never_uses_dane_and_a_failed_one_sends_nothing() {
+            let insecure = decide(mx(Security::Insecure), Err("no TXT".into()));
+            assert_eq!(insecure.source(), "opportunistic TLS");
+            assert_eq!(insecure.hop("mx1.example.net", Some(&tlsa(3))), HopRequirement::Opportunistic);
+            let failed = decide(Ok(ValidatedAnswer::Failed("SERVFAIL".into())), sts(Mode::Testing));
+            assert!(matches!(
+                failed.hop("mx1.example.net", None),
+                HopRequirement::Skip { kind: "dane.lookup-failed", .. }
+            ));
+        }
+
+        #[test]
+        fn mta_sts_enforce_skips_unlisted_hosts_and_testing_only_reports_them() {
+            let enforce = decide(Err("DANE disabled".into()), sts(Mode::Enforce));
+            assert_eq!(enforce.source(), "MTA-STS (enforce)");
+            assert!(matches!(
+                enforce.hop("mx.evil.test", None),
+                HopRequirement::Skip { kind: "mta-sts.mx-not-listed", .. }
+            ));
+            let testing = decide(Err("DANE disabled".into()), sts(Mode::Testing));
+            assert_eq!(testing.hop("mx.evil.test", None), HopRequirement::MtaSts { enforce: false, listed: false });
+            let none = decide(Err("DANE disabled".into()), sts(Mode::None));
+            assert_eq!(none.hop("mx.evil.test", None), HopRequirement::Opportunistic);
+        }
+
+        #[test]
+        fn a_connector_can_turn_each_source_off_and_smart_hosts_never_use_them() {
+            let mut connector = send_connector(false);
+            connector.dane_enabled = false;
+            let (dane, sts) = published_sources(&connector);
+            assert!(dane.unwrap_err().contains("DANE is disabled on send connector Internet"));
+            assert!(sts.is_ok());
+            connector.routing =
+                Routing::SmartHosts(vec![domainsec_model::SmartHost::parse("relay.example:25").unwrap()]);
+            assert!(published_sources(&connector).1.unwrap_err().contains("smart hosts"));
+        }
     }
 }

@@ -41,6 +41,15 @@ pub enum SecurityFailure {
     /// The peer's certificate did not pass (either direction).
     #[error("{0}")]
     Peer(PeerFailure),
+    /// Outbound under DANE or MTA-STS (not Domain Security): what the recipient
+    /// domain's published policy refused.
+    #[error("{reason}")]
+    Published {
+        /// "DANE: no TLSA record matched …", "MTA-STS: …".
+        reason: String,
+        /// The counter reason: `dane.no-match`, `mta-sts.certificate`, ….
+        kind: &'static str,
+    },
 }
 
 impl SecurityFailure {
@@ -54,6 +63,7 @@ impl SecurityFailure {
             Self::StartTlsRefused(_) => "starttls-refused",
             Self::Handshake(_) => "handshake",
             Self::Peer(failure) => failure.kind(),
+            Self::Published { kind, .. } => kind,
         }
     }
 
@@ -89,7 +99,7 @@ impl SecurityFailure {
                 (550, "5.7.5", format!("client certificate {failure}"))
             }
             Self::Peer(failure) => (550, "5.7.5", format!("client certificate not trusted: {failure}")),
-            Self::StartTlsNotOffered | Self::StartTlsRefused(_) | Self::Handshake(_) => {
+            Self::StartTlsNotOffered | Self::StartTlsRefused(_) | Self::Handshake(_) | Self::Published { .. } => {
                 (550, "5.7.5", self.to_string())
             }
         };

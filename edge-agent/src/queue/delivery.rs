@@ -28,8 +28,10 @@ use crate::{
     },
     domain_security::{
         DomainSecurity,
+        dane::{self, DaneFailure, DaneRequirement},
+        mta_sts,
         peer::PeerRole,
-        policy::{self, OutboundRequirement},
+        policy::{HopRequirement, OutboundPolicy},
         refusal::SecurityFailure,
     },
     outbound::{AttemptError, ClientTimeouts, OutboundSession, RecipientResult},
@@ -208,8 +210,9 @@ impl Delivery {
             .acquire_owned()
             .await;
         let ehlo = connector.fqdn.as_ref().unwrap_or(&config.fqdn).to_string();
-        let requirement = policy::outbound_requirement(config, connector, &group.domain);
-        let attempt = GroupAttempt { config, group: &group, ehlo: &ehlo, requirement: &requirement };
+        let policy = self.security.outbound_policy(config, connector, &group.domain, &self.resolver).await;
+        debug!(domain = %group.domain, source = %policy.source(), "outbound TLS policy");
+        let attempt = GroupAttempt { config, group: &group, ehlo: &ehlo, policy: &policy };
         match self.try_hops(queue, &attempt, &hops, envelope.sender.as_ref(), &recipients, message).await {
             Ok((host, results)) => {
                 queue.destination_result(&destination, true);
@@ -273,22 +276,28 @@ impl Delivery {
         message: &[u8],
     ) -> Result<(String, Vec<RecipientResult>), String> {
         let (connector, domain) = (attempt.group.connector, &attempt.group.domain);
-        let (secure, entry) = match attempt.requirement {
-            OutboundRequirement::Required { entry, domain } => (Some(domain.to_string()), Some(entry)),
-            OutboundRequirement::NotRequired => (None, None),
-        };
         let mut last_error = String::from("no next hop answered");
         let mut last_status = "4.4.1";
         for hop in hops {
+            let tlsa = self.security.tlsa(attempt.policy, &hop.host, &self.resolver).await;
+            let requirement = attempt.policy.hop(&hop.host, tlsa.as_ref());
+            if let HopRequirement::Skip { reason, kind } = &requirement {
+                warn!(host = %hop.host, %domain, %reason, "next hop skipped by the domain's TLS policy");
+                if let Ok(key) = DomainPattern::parse(domain) {
+                    self.security.counters.published_failure(&key, kind);
+                }
+                (last_status, last_error) = ("4.7.5", reason.clone());
+                continue;
+            }
             for &address in &hop.addresses {
-                let target = Target { connector, hop, address, ehlo: attempt.ehlo, secure: secure.as_deref(), entry };
+                let target = Target { connector, hop, address, ehlo: attempt.ehlo, domain, requirement: &requirement };
                 let mut session = match self.session(attempt.config, &target, queue).await {
                     Ok(session) => session,
                     Err(error) => {
                         debug!(%address, %error, "next hop failed");
-                        if let (Some(entry), AttemptError::DomainSecurity(failure)) = (entry, &error) {
-                            warn!(%address, %domain, reason = %failure, "Domain Security session failed");
-                            self.security.counters.outbound_failure(entry, failure.kind());
+                        if let AttemptError::DomainSecurity(failure) = &error {
+                            warn!(%address, %domain, reason = %failure, "TLS policy not met");
+                            self.count_failure(&target, failure);
                         }
                         (last_status, last_error) = (error.status(), format!("{} [{address}]: {error}", hop.host));
                         continue;
@@ -296,7 +305,7 @@ impl Delivery {
                 };
                 match session.send(sender, recipients, message).await {
                     Ok(results) => {
-                        let pool_key = secure.clone().map(|d| (d, attempt.config.version));
+                        let pool_key = target.pool_key(attempt.config.version);
                         self.release(connector, address, pool_key, session);
                         return Ok((hop.host.to_string(), results));
                     }
@@ -308,6 +317,22 @@ impl Delivery {
             }
         }
         Err(format!("451 {last_status} {last_error}"))
+    }
+
+    /// Counts a failed session: a Domain Security partner's under its list entry (the
+    /// paper's counter), a DANE or MTA-STS domain's under the domain.
+    fn count_failure(&self, target: &Target<'_>, failure: &SecurityFailure) {
+        match target.requirement {
+            HopRequirement::DomainSecurity { entry, .. } => {
+                self.security.counters.outbound_failure(entry, failure.kind());
+            }
+            HopRequirement::Dane(_) | HopRequirement::MtaSts { .. } => {
+                if let Ok(key) = DomainPattern::parse(target.domain) {
+                    self.security.counters.published_failure(&key, failure.kind());
+                }
+            }
+            HopRequirement::Opportunistic | HopRequirement::Skip { .. } => {}
+        }
     }
 
     /// What the host said to each recipient, into the report; a Domain Secured
@@ -336,7 +361,7 @@ impl Delivery {
                 }
             }
         }
-        if let (OutboundRequirement::Required { entry, .. }, true) = (attempt.requirement, delivered) {
+        if let (OutboundPolicy::DomainSecurity { entry, .. }, true) = (attempt.policy, delivered) {
             self.security.counters.sent(entry);
         }
     }
@@ -373,8 +398,7 @@ impl Delivery {
         target: &Target<'_>,
         queue: &Queue,
     ) -> Result<OutboundSession, AttemptError> {
-        let key =
-            (target.connector.name.to_string(), target.address, target.secure.map(|d| (d.to_owned(), config.version)));
+        let key = (target.connector.name.to_string(), target.address, target.pool_key(config.version));
         let idle = queue.settings().connection_idle;
         loop {
             let pooled = self.pool.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&key).and_then(Vec::pop);
@@ -394,40 +418,131 @@ impl Delivery {
         let timeouts =
             ClientTimeouts { command: queue.settings().command_timeout, data: queue.settings().data_timeout };
         let certificate = self.credentials.certificate_for(target.ehlo).map(|c| c.certified);
-        let require_tls = target.secure.is_some();
         let mut session = OutboundSession::open(
             target.address,
             &target.hop.host,
             target.ehlo,
             certificate,
-            require_tls,
+            target.tls_required(),
             timeouts,
             log,
         )
-        .await?;
+        .await
+        .map_err(|error| target.name_source(error))?;
         if session.tls.is_some() {
             queue.metrics().add(&queue.metrics().tls_outbound, 1);
         }
-        if let Some(domain) = target.secure {
-            let chain = session.tls.as_ref().map(|t| t.peer_certificates.clone()).unwrap_or_default();
-            if let Some(entry) = target.entry {
+        let chain = session.tls.as_ref().map(|t| t.peer_certificates.clone()).unwrap_or_default();
+        let verdict = match target.requirement {
+            HopRequirement::DomainSecurity { entry, domain } => {
                 self.security.observe(entry, &chain);
+                self.check_partner(config, &mut session, entry, domain, &chain).await
             }
-            match self.security.check(config, &chain, PeerRole::Server, domain).await {
-                Ok(peer) => {
-                    if let Some(entry) = target.entry {
-                        self.security.counters.outbound_session(entry);
-                    }
-                    session.note(&format!("Domain Secured: {domain}; cert={}", peer.sha256));
-                }
-                Err(failure) => {
-                    let error = AttemptError::secure(&mut session, SecurityFailure::Peer(failure));
-                    session.quit().await;
-                    return Err(error);
-                }
+            HopRequirement::Dane(requirement) => self.check_dane(&mut session, target, requirement, &chain),
+            HopRequirement::MtaSts { enforce, listed } => {
+                self.check_mta_sts(&mut session, target, *enforce, *listed, &chain)
             }
+            HopRequirement::Opportunistic | HopRequirement::Skip { .. } => Ok(()),
+        };
+        if let Err(failure) = verdict {
+            let error = AttemptError::secure(&mut session, failure);
+            session.quit().await;
+            return Err(error);
         }
         Ok(session)
+    }
+
+    /// The paper's check of a Domain Security partner's server certificate.
+    async fn check_partner(
+        &self,
+        config: &EdgeConfig,
+        session: &mut OutboundSession,
+        entry: &DomainPattern,
+        domain: &Domain,
+        chain: &[Vec<u8>],
+    ) -> Result<(), SecurityFailure> {
+        let peer = self.security.check(config, chain, PeerRole::Server, domain.as_str()).await;
+        let peer = peer.map_err(SecurityFailure::Peer)?;
+        self.security.counters.outbound_session(entry);
+        session.note(&format!("Domain Secured: {domain}; cert={}", peer.sha256));
+        Ok(())
+    }
+
+    /// RFC 7672: the TLSA records authenticate the server (or, all unusable, only encrypt).
+    fn check_dane(
+        &self,
+        session: &mut OutboundSession,
+        target: &Target<'_>,
+        requirement: &DaneRequirement,
+        chain: &[Vec<u8>],
+    ) -> Result<(), SecurityFailure> {
+        let host = &target.hop.host;
+        let note = match requirement {
+            DaneRequirement::EncryptOnly => {
+                format!("DANE: {host} has no usable TLSA record; encrypted, not authenticated")
+            }
+            DaneRequirement::Authenticate(records) => {
+                let matched = dane::verify(chain, records, host, target.domain).map_err(|failure| {
+                    let kind = match failure {
+                        DaneFailure::NameMismatch { .. } => "dane.name-mismatch",
+                        DaneFailure::Chain(_) => "dane.chain",
+                        DaneFailure::NoCertificate | DaneFailure::NoMatch => "dane.no-match",
+                    };
+                    SecurityFailure::Published { reason: failure.to_string(), kind }
+                })?;
+                format!("DANE: {host} authenticated by TLSA {} (depth {})", matched.record, matched.depth)
+            }
+        };
+        self.count_session(target.domain);
+        session.note(&note);
+        Ok(())
+    }
+
+    /// RFC 8461 §4: a listed MX host with a WebPKI certificate for its name; under
+    /// `testing` a failure is reported and the message goes anyway.
+    fn check_mta_sts(
+        &self,
+        session: &mut OutboundSession,
+        target: &Target<'_>,
+        enforce: bool,
+        listed: bool,
+        chain: &[Vec<u8>],
+    ) -> Result<(), SecurityFailure> {
+        let host = &target.hop.host;
+        let verdict = match (listed, session.tls.is_some()) {
+            (false, _) => Err(("mta-sts.mx-not-listed", format!("MX host {host} not in policy"))),
+            (true, false) => Err(("mta-sts.starttls-not-offered", "STARTTLS not offered by the server".to_owned())),
+            (true, true) => mta_sts::verify_mx_certificate(chain, host, self.security.mta_sts.roots())
+                .map_err(|reason| ("mta-sts.certificate", reason)),
+        };
+        let (kind, reason) = match verdict {
+            Ok(()) => {
+                self.count_session(target.domain);
+                session.note(&format!("MTA-STS: {host} verified for {}", target.domain));
+                return Ok(());
+            }
+            Err(failure) => failure,
+        };
+        if enforce {
+            return Err(SecurityFailure::Published { reason: format!("MTA-STS: {reason}"), kind });
+        }
+        let kind = match kind {
+            "mta-sts.mx-not-listed" => "mta-sts-testing.mx-not-listed",
+            "mta-sts.starttls-not-offered" => "mta-sts-testing.starttls-not-offered",
+            _ => "mta-sts-testing.certificate",
+        };
+        warn!(%host, domain = %target.domain, %reason, "MTA-STS testing policy would refuse this host; delivering");
+        if let Ok(key) = DomainPattern::parse(target.domain) {
+            self.security.counters.published_failure(&key, kind);
+        }
+        session.note(&format!("MTA-STS testing: {reason}; delivered as the policy is in testing mode"));
+        Ok(())
+    }
+
+    fn count_session(&self, domain: &str) {
+        if let Ok(key) = DomainPattern::parse(domain) {
+            self.security.counters.published_session(&key);
+        }
     }
 
     fn release(
@@ -475,7 +590,7 @@ struct GroupAttempt<'a> {
     config: &'a EdgeConfig,
     group: &'a Group<'a>,
     ehlo: &'a str,
-    requirement: &'a OutboundRequirement,
+    policy: &'a OutboundPolicy,
 }
 
 struct Target<'a> {
@@ -483,10 +598,62 @@ struct Target<'a> {
     hop: &'a NextHop,
     address: SocketAddr,
     ehlo: &'a str,
-    /// The partner domain when Domain Security applies.
-    secure: Option<&'a str>,
-    /// Its secure-list entry (the counters' key).
-    entry: Option<&'a DomainPattern>,
+    /// The recipient domain ("" for smart hosts).
+    domain: &'a str,
+    /// What this host must prove.
+    requirement: &'a HopRequirement,
+}
+
+impl Target<'_> {
+    /// STARTTLS is mandatory under Domain Security, DANE and an enforced MTA-STS policy.
+    fn tls_required(&self) -> bool {
+        match self.requirement {
+            HopRequirement::DomainSecurity { .. } | HopRequirement::Dane(_) => true,
+            HopRequirement::MtaSts { enforce, .. } => *enforce,
+            HopRequirement::Opportunistic | HopRequirement::Skip { .. } => false,
+        }
+    }
+
+    /// Sessions are pooled per what they were verified for: a session checked for one
+    /// policy is never reused under another (nor an unchecked one under any).
+    fn pool_key(&self, version: u64) -> Option<(String, u64)> {
+        match self.requirement {
+            HopRequirement::DomainSecurity { domain, .. } => Some((domain.to_string(), version)),
+            HopRequirement::Dane(_) => Some((format!("dane:{}", self.hop.host), version)),
+            HopRequirement::MtaSts { enforce: true, .. } => Some((format!("mta-sts:{}", self.domain), version)),
+            HopRequirement::MtaSts { enforce: false, .. }
+            | HopRequirement::Opportunistic
+            | HopRequirement::Skip { .. } => None,
+        }
+    }
+
+    /// A TLS failure under DANE or MTA-STS says so ("DANE: STARTTLS not offered …").
+    fn name_source(&self, error: AttemptError) -> AttemptError {
+        let source = match self.requirement {
+            HopRequirement::Dane(_) => "DANE",
+            HopRequirement::MtaSts { .. } => "MTA-STS",
+            _ => return error,
+        };
+        match error {
+            AttemptError::DomainSecurity(failure) => {
+                let kind = match &failure {
+                    SecurityFailure::StartTlsNotOffered | SecurityFailure::StartTlsRefused(_) => "starttls",
+                    _ => "handshake",
+                };
+                let kind = match (source, kind) {
+                    ("DANE", "starttls") => "dane.starttls-not-offered",
+                    ("DANE", _) => "dane.handshake",
+                    (_, "starttls") => "mta-sts.starttls-not-offered",
+                    _ => "mta-sts.handshake",
+                };
+                AttemptError::DomainSecurity(SecurityFailure::Published {
+                    reason: format!("{source}: {failure}"),
+                    kind,
+                })
+            }
+            other => other,
+        }
+    }
 }
 
 enum LocalError {

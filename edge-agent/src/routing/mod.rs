@@ -71,6 +71,8 @@ mod tests {
             routing: Routing::Dns,
             fqdn: None,
             domain_secure_enabled: false,
+            dane_enabled: true,
+            mta_sts_enabled: true,
             protocol_logging_level: ProtocolLoggingLevel::None,
             source_edges: vec![ObjectName::parse("mail1").unwrap()],
             max_message_size: MessageSize::DEFAULT,

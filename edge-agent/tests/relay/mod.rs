@@ -1,6 +1,7 @@
 //! The SMTP relay on loopback: inbound sessions, delivery, the queue, recovery.
 
 mod delivery;
+mod dns_lab;
 mod domain_security;
 mod drain;
 mod explain;

@@ -103,6 +103,8 @@ pub fn send_connector(name: &str, spaces: &[&str]) -> SendConnector {
         routing: Routing::Dns,
         fqdn: None,
         domain_secure_enabled: false,
+        dane_enabled: true,
+        mta_sts_enabled: true,
         protocol_logging_level: ProtocolLoggingLevel::Verbose,
         source_edges: vec![ObjectName::parse("mail1").unwrap()],
         max_message_size: MessageSize::DEFAULT,

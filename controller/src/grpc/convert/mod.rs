@@ -184,6 +184,8 @@ pub fn send_connector(spec: pb::SendConnectorSpec) -> Result<SendConnector, Inva
         routing: routing(&spec.smart_hosts)?,
         fqdn: optional_domain("fqdn", &spec.fqdn)?,
         domain_secure_enabled: spec.domain_secure_enabled,
+        dane_enabled: !spec.dane_disabled,
+        mta_sts_enabled: !spec.mta_sts_disabled,
         protocol_logging_level: logging_level(spec.protocol_logging_level)?,
         source_edges: parse_set("source_edges", &spec.source_edges, true, ObjectName::parse)?,
         max_message_size: message_size(spec.max_message_size)?,
@@ -218,6 +220,8 @@ pub fn send_connector_change(
         routing,
         fqdn: request.fqdn.map(|f| optional_domain("fqdn", &f)).transpose()?,
         domain_secure_enabled: request.domain_secure_enabled,
+        dane_enabled: request.dane_enabled,
+        mta_sts_enabled: request.mta_sts_enabled,
         protocol_logging_level: request.protocol_logging_level.map(logging_level).transpose()?,
         source_edges: request
             .source_edges
@@ -244,6 +248,8 @@ pub fn send_connector_reply(stored: &StoredSendConnector, version: u64) -> pb::S
             protocol_logging_level: logging_level_reply(connector.protocol_logging_level) as i32,
             source_edges: strings(&connector.source_edges),
             max_message_size: connector.max_message_size.bytes(),
+            dane_disabled: !connector.dane_enabled,
+            mta_sts_disabled: !connector.mta_sts_enabled,
         }),
         updated_at: stored.updated_at.to_rfc3339(),
         config_version: version,

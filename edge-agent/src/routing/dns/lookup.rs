@@ -120,6 +120,25 @@ impl DnsClient {
         combine_misses(misses)
     }
 
+    /// The TXT records of `name`, each record's strings joined (RFC 7208 §3.3 style).
+    pub(super) async fn txt(&self, name: &HostName) -> Answer<Vec<String>> {
+        let lookup = match self.query(name, RecordType::TXT).await {
+            Ok(lookup) => lookup,
+            Err(miss) => return miss.into(),
+        };
+        let records: Vec<String> = lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(txt) => {
+                    Some(txt.txt_data.iter().map(|part| String::from_utf8_lossy(part)).collect::<String>())
+                }
+                _ => None,
+            })
+            .collect();
+        if records.is_empty() { Answer::NoRecords } else { Answer::Found(records) }
+    }
+
     /// One fully qualified query (no search list), with errors sorted by what they mean.
     async fn query(&self, name: &HostName, record_type: RecordType) -> Result<Lookup, Miss> {
         let fqdn =

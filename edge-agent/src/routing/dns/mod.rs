@@ -11,18 +11,21 @@
 //! - `settings`: [`DnsSettings`] and the parsed static tables.
 //! - `resolver`: [`MxResolver`], the routing rules.
 //! - `lookup`: queries through hickory and what their errors mean.
+//! - `validated`: queries to a trusted validating resolver whose AD bit DANE believes.
 
 mod lookup;
 mod resolver;
 mod settings;
+mod validated;
 
 #[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
 
-pub use resolver::MxResolver;
-pub use settings::{DnsConfigError, DnsSettings, StaticMx};
+pub use resolver::{MxResolver, TxtAnswer};
+pub use settings::{DnsConfigError, DnsSettings, DnssecMode, StaticMx};
+pub use validated::{Security, ValidatedAnswer, ValidatingStub};
 
 /// One host to try, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,8 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug};
 
 use super::lookup::{Answer, DnsClient};
-use super::settings::{self, DnsConfigError, DnsSettings, HostName, MxSet, StaticTables};
+use super::settings::{self, DnsConfigError, DnsSettings, DnssecMode, HostName, MxSet, StaticTables};
+use super::validated::ValidatingStub;
 use super::{NextHop, RouteError};
 
 /// Finds the next hops for recipient domains and smart hosts.
@@ -26,6 +27,8 @@ struct Inner {
     smtp_port: u16,
     /// `None` with `static_only`: nothing goes to DNS.
     dns: Option<DnsClient>,
+    /// The resolver whose AD bit DANE believes, or why there is none.
+    validating: Result<ValidatingStub, String>,
 }
 
 /// An MX host to look up: (preference, exchange).
@@ -43,8 +46,23 @@ impl MxResolver {
             true => None,
             false => Some(DnsClient::new(settings.resolver, settings.timeout)?),
         };
-        let inner = Inner { tables, smtp_port: settings.smtp_port, dns };
+        let validating = validating_resolver(&settings);
+        if let Err(reason) = &validating {
+            tracing::info!(%reason, "DANE is not available on this edge");
+        }
+        let inner = Inner { tables, smtp_port: settings.smtp_port, dns, validating };
         Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The trusted validating resolver DANE asks, or why there is none (`dns.dnssec = off`,
+    /// `static_only`, a resolver off loopback with `auto`).
+    pub fn validating(&self) -> Result<&ValidatingStub, &str> {
+        self.inner.validating.as_ref().map_err(String::as_str)
+    }
+
+    /// The port MX hosts are reached on, which names their TLSA records (`_25._tcp.HOST`).
+    pub fn smtp_port(&self) -> u16 {
+        self.inner.smtp_port
     }
 
     /// MX hosts by preference (ties shuffled, RFC 5321 §5.1), each with its A/AAAA addresses
@@ -102,6 +120,30 @@ impl MxResolver {
             Answer::Found(_) | Answer::NoRecords => Err(RouteError::NoRoute { domain }),
             Answer::NoSuchName => Err(RouteError::NoSuchDomain { domain }),
             Answer::Failed(reason) => Err(RouteError::Temporary { domain, reason }),
+        }
+    }
+}
+
+/// The TXT records of a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxtAnswer {
+    /// The records, each one's strings joined.
+    Found(Vec<String>),
+    /// NXDOMAIN or no TXT records.
+    Absent,
+    /// No usable answer now.
+    Failed(String),
+}
+
+impl MxResolver {
+    /// The TXT records of `name` (no static table has any).
+    pub async fn txt(&self, name: &str) -> TxtAnswer {
+        let Some(host) = HostName::parse(name) else { return TxtAnswer::Failed(format!("{name}: not a DNS name")) };
+        let Some(dns) = &self.inner.dns else { return TxtAnswer::Failed(NOT_IN_STATIC_TABLE.to_owned()) };
+        match dns.txt(&host).await {
+            Answer::Found(records) => TxtAnswer::Found(records),
+            Answer::NoRecords | Answer::NoSuchName => TxtAnswer::Absent,
+            Answer::Failed(reason) => TxtAnswer::Failed(reason),
         }
     }
 }
@@ -164,6 +206,35 @@ impl Inner {
         };
         dns.addresses(host).await.map(|ips| ips.into_iter().map(|ip| SocketAddr::new(ip, default_port)).collect())
     }
+}
+
+/// The resolver whose AD bit is believed under `dns.dnssec` (decision 0008).
+fn validating_resolver(settings: &DnsSettings) -> Result<ValidatingStub, String> {
+    if settings.static_only {
+        return Err("dns.static_only is set: no DNS, so no DNSSEC".to_owned());
+    }
+    if settings.dnssec == DnssecMode::Off {
+        return Err("dns.dnssec = \"off\"".to_owned());
+    }
+    let server = match settings.resolver {
+        Some(server) => server,
+        None => system_resolver()?,
+    };
+    if settings.dnssec == DnssecMode::Auto && !server.ip().is_loopback() {
+        return Err(format!(
+            "the resolver {server} is not on a loopback address, so its AD bit could be forged on the way \
+             (run a validating resolver on this host, or set dns.dnssec = \"trust-resolver\")"
+        ));
+    }
+    Ok(ValidatingStub::new(server, settings.timeout))
+}
+
+/// The first name server of /etc/resolv.conf.
+fn system_resolver() -> Result<SocketAddr, String> {
+    let (config, _) = hickory_resolver::system_conf::read_system_conf()
+        .map_err(|e| format!("cannot read the system's resolver configuration: {e}"))?;
+    let first = config.name_servers().first().ok_or("the system's resolver configuration lists no name server")?;
+    Ok(SocketAddr::new(first.ip, 53))
 }
 
 fn from_mx_set(domain: &HostName, set: MxSet) -> Result<Vec<Exchange>, RouteError> {

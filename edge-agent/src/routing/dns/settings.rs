@@ -41,6 +41,24 @@ pub struct DnsSettings {
     /// Use only the static tables; anything not in them fails as a temporary error
     /// "not in the static routing table" (tests, air-gapped labs). No resolver is built.
     pub static_only: bool,
+    /// Whose DNSSEC validation DANE believes (docs/decisions/0008): `auto` (default)
+    /// believes the resolver's AD bit only when the resolver is on a loopback address,
+    /// `trust-resolver` believes a remote one too (a resolver reached over a trusted
+    /// network), `off` never (no DANE).
+    pub dnssec: DnssecMode,
+}
+
+/// `dns.dnssec`: whether the resolver's AD bit is believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnssecMode {
+    /// Believe a loopback resolver only.
+    #[default]
+    Auto,
+    /// Believe the configured resolver wherever it is.
+    TrustResolver,
+    /// Believe no AD bit: DANE never applies.
+    Off,
 }
 
 /// One static MX record of `[dns.mx]`.
@@ -137,6 +155,7 @@ impl Default for DnsSettings {
             smtp_port: DEFAULT_SMTP_PORT,
             timeout: DEFAULT_TIMEOUT,
             static_only: false,
+            dnssec: DnssecMode::Auto,
         }
     }
 }
