@@ -137,7 +137,8 @@ mod tests {
         let first = SpkiSha256::of_der(first.der()).unwrap();
         assert_eq!(first, SpkiSha256::of_pem(&renewed.pem()).unwrap());
         assert_ne!(first, SpkiSha256::of_der(rekeyed.der()).unwrap());
-        let expected = ring::digest::digest(&ring::digest::SHA256, &rcgen::PublicKeyData::subject_public_key_info(&key));
+        let expected =
+            ring::digest::digest(&ring::digest::SHA256, &rcgen::PublicKeyData::subject_public_key_info(&key));
         let expected: String = expected.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(first.as_str(), expected);
     }
