@@ -83,7 +83,13 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, pool: PgPool, 
     let acceptor = TlsAcceptor::from(tls);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => return,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
         let accepted = tokio::select! {
             () = shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,

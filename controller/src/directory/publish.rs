@@ -87,6 +87,7 @@ impl Directory {
             }
         }
         let connectors = db::receive_connectors::list(&mut conn, edge).await?;
+        drop(conn);
         let certificates = db::certificates::list(&self.pool, edge.map(ObjectName::as_str)).await?;
         let now = Utc::now();
         let mut publication = TlsaPublication::default();
