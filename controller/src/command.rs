@@ -54,6 +54,8 @@ enum Command {
         /// this address: for grpc_health_probe, load balancers and Kubernetes grpc probes.
         #[arg(long, value_name = "ADDRESS")]
         health_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        mta_sts: MtaStsArgs,
     },
     /// Manage admin credentials.
     #[command(subcommand)]
@@ -66,6 +68,22 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+}
+
+/// The MTA-STS policy host (`dsctl publish mta-sts` stores the policy it serves).
+#[derive(Debug, Args)]
+struct MtaStsArgs {
+    /// Serve the MTA-STS policy over HTTPS on this address (GET /.well-known/mta-sts.txt);
+    /// point mta-sts.DOMAIN of each accepted domain here (port 443 outside).
+    #[arg(long, value_name = "ADDRESS", requires_all = ["mta_sts_certificate", "mta_sts_key"])]
+    mta_sts_listen: Option<SocketAddr>,
+    /// PEM certificate chain (leaf first) for the policy host; it must be valid for
+    /// mta-sts.DOMAIN of every accepted domain, from a CA senders trust (RFC 8461 section 3.3).
+    #[arg(long, value_name = "FILE", requires = "mta_sts_listen")]
+    mta_sts_certificate: Option<PathBuf>,
+    /// PEM private key of that certificate (PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, value_name = "FILE", requires = "mta_sts_listen")]
+    mta_sts_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -216,8 +234,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve { common, metrics_listen, health_listen } => {
-            serve(common.resolve()?, metrics_listen, health_listen).await
+        Command::Serve { common, metrics_listen, health_listen, mta_sts } => {
+            serve(common.resolve()?, metrics_listen, health_listen, mta_sts).await
         }
         Command::RotateEdgeCertificate { step, common } => {
             let config = common.resolve()?;
@@ -316,7 +334,15 @@ async fn serve(
     config: Config,
     metrics_listen: Option<SocketAddr>,
     health_listen: Option<SocketAddr>,
+    mta_sts: MtaStsArgs,
 ) -> anyhow::Result<()> {
+    let mta_sts_tls = match (&mta_sts.mta_sts_certificate, &mta_sts.mta_sts_key) {
+        (Some(certificate), Some(key)) => Some(
+            controller::mta_sts_https::server_config(certificate, key)
+                .context("load the MTA-STS policy host's certificate")?,
+        ),
+        _ => None,
+    };
     let admin = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("bind the admin API to {}", config.admin_listen))?;
@@ -327,7 +353,11 @@ async fn serve(
     tokio::spawn(domainsec_daemon::cancel_on_signal(shutdown.clone(), CancellationToken::new()));
     let metrics = bind_optional(metrics_listen, "the metrics listener").await?;
     let health = bind_optional(health_listen, "the health listener").await?;
-    controller::run(config, controller::Listeners { admin, edge, metrics, health }, shutdown).await
+    let mta_sts = match (bind_optional(mta_sts.mta_sts_listen, "the MTA-STS listener").await?, mta_sts_tls) {
+        (Some(listener), Some(tls)) => Some((listener, tls)),
+        _ => None,
+    };
+    controller::run(config, controller::Listeners { admin, edge, metrics, health, mta_sts }, shutdown).await
 }
 
 async fn bind_optional(address: Option<SocketAddr>, what: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {

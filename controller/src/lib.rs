@@ -16,6 +16,8 @@
 //! - [`grpc`]: the admin API over mutual TLS.
 //! - [`edgesync`]: the edge port: subscription and EdgeSync with direct trust.
 //! - [`metrics`]: Prometheus text on `--metrics-listen` (connected edges, pushes, ACK latency).
+//! - [`publication`]: the organization's own TLSA, MTA-STS and TLS-RPT records (texts and rules).
+//! - [`mta_sts_https`]: the MTA-STS policy over HTTPS on `--mta-sts-listen`.
 //! - [`health`]: gRPC health on the admin port and, without a client certificate, on `--health-listen`.
 
 pub mod authz;
@@ -29,7 +31,9 @@ pub mod edgesync;
 pub mod grpc;
 pub mod health;
 pub mod metrics;
+pub mod mta_sts_https;
 pub mod pki;
+pub mod publication;
 pub mod rotation;
 pub mod seal;
 pub mod state_dir;
@@ -51,6 +55,8 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
     /// gRPC health in plain HTTP/2 (no client certificate), when asked for.
     pub health: Option<TcpListener>,
+    /// The MTA-STS policy over HTTPS, with the operator's certificate, when asked for.
+    pub mta_sts: Option<(TcpListener, std::sync::Arc<rustls::ServerConfig>)>,
 }
 
 /// Runs the controller on already bound listeners until `shutdown`.
@@ -125,6 +131,10 @@ pub async fn serve(
             ready: domainsec_daemon::http::unless_stopping(db::readiness(pool.clone()), stopping.clone()),
         };
         tokio::spawn(domainsec_daemon::http::serve(listener, endpoints, stopped.clone()));
+    }
+    if let Some((listener, tls)) = listeners.mta_sts {
+        mta_sts_https::announce(&listener);
+        tokio::spawn(mta_sts_https::serve(listener, tls, pool.clone(), stopped.clone()));
     }
     let directory = directory::Directory::new(pool).with_edge_side(directory::EdgeSide {
         endpoints: config.edge_endpoints.clone(),

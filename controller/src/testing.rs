@@ -118,7 +118,7 @@ impl TestController {
         let token = shutdown.clone();
         let serve_pool = pool.clone();
         let task = tokio::spawn(async move {
-            let listeners = crate::Listeners { admin, edge, metrics: None, health: Some(health) };
+            let listeners = crate::Listeners { admin, edge, metrics: None, health: Some(health), mta_sts: None };
             if let Err(error) = crate::serve(serve_pool, &config, listeners, token).await {
                 eprintln!("test controller stopped: {error:#}");
             }

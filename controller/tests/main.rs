@@ -8,6 +8,7 @@ mod bootstrap;
 mod connectors;
 mod history;
 mod operations;
+mod publish;
 mod roles;
 mod support;
 mod transport_config;

@@ -185,6 +185,9 @@ struct TaskView {
     state: String,
     thumbprint: String,
     error: String,
+    /// Notes on the request that did not stop it (e.g. a key no published TLSA record matches).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 impl Render for TaskView {
@@ -212,6 +215,7 @@ fn task_view(task: &pb::CertificateTask) -> TaskView {
         state: task.state.clone(),
         thumbprint: task.thumbprint.clone(),
         error: task.error.clone(),
+        warnings: Vec::new(),
     }
 }
 
@@ -359,9 +363,6 @@ async fn new(context: &mut Context, args: NewArgs) -> anyhow::Result<()> {
         })
         .await?
         .into_inner();
-    for warning in &tasks.warnings {
-        eprintln!("warning: {warning}");
-    }
     finish(context, tasks, &args.wait, args.path.as_deref()).await
 }
 
@@ -402,13 +403,18 @@ async fn import(context: &mut Context, args: ImportArgs) -> anyhow::Result<()> {
     finish(context, tasks, &args.wait, None).await
 }
 
-/// Waits for the tasks (unless --no-wait), prints them, fails if any failed.
+/// Prints the controller's warnings (stderr; in JSON, on each task), waits for the
+/// tasks (unless --no-wait), prints them, fails if any failed. A warning never
+/// changes the exit code.
 async fn finish(
     context: &mut Context,
     tasks: pb::CertificateTasks,
     wait: &WaitArgs,
     request_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    for warning in &tasks.warnings {
+        eprintln!("warning: {warning}");
+    }
     let mut done = Vec::new();
     for task in tasks.tasks {
         if wait.no_wait {
@@ -423,7 +429,9 @@ async fn finish(
             eprintln!("wrote the certificate request to {}", path.display());
         }
     }
-    output::list(context.format, &done.iter().map(task_view).collect::<Vec<_>>())?;
+    let views: Vec<TaskView> =
+        done.iter().map(|task| TaskView { warnings: tasks.warnings.clone(), ..task_view(task) }).collect();
+    output::list(context.format, &views)?;
     let failed: Vec<&pb::CertificateTask> = done.iter().filter(|t| t.state == "failed").collect();
     if let Some(first) = failed.first() {
         bail!("{} task(s) failed on the edge: {}", failed.len(), first.error);

@@ -11,6 +11,7 @@ mod partner;
 mod partner_report;
 mod policy;
 mod protocol_log;
+mod publish;
 mod queue;
 mod receive_connector;
 mod send_connector;
@@ -76,6 +77,9 @@ enum Command {
     /// What an edge would do with one envelope, and why (policy explain).
     #[command(subcommand)]
     Policy(policy::Command),
+    /// Records others need to secure mail to this organization: DANE TLSA, MTA-STS, TLS-RPT.
+    #[command(subcommand)]
+    Publish(publish::Command),
     /// Recent configuration changes, newest first; `audit show ID` for one change's differences.
     Audit(audit::AuditArgs),
     /// The whole configuration as one document: export, apply (--dry-run), rollback to a version.
@@ -130,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ProtocolLog(args) => protocol_log::run(&mut context, args).await,
         Command::Policy(command) => policy::run(&mut context, command).await,
         Command::Partner(command) => partner::run(&mut context, command).await,
+        Command::Publish(command) => publish::run(&mut context, command).await,
         Command::Audit(args) => audit::run(&mut context, args).await,
         Command::Config(command) => config::run(&mut context, command).await,
         Command::Whoami => audit::whoami(&mut context).await,

@@ -13,6 +13,7 @@ pub mod config_versions;
 pub mod edges;
 pub mod organization;
 pub mod partners;
+pub mod publication;
 pub mod receive_connectors;
 pub mod send_connectors;
 pub mod subscriptions;

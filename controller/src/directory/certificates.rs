@@ -129,17 +129,23 @@ impl Directory {
         Ok(tasks)
     }
 
-    /// Queues enabling a certificate for services.
+    /// Queues enabling a certificate for services. Returns the task and, for SMTP,
+    /// a warning per TLSA owner name whose printed records miss the certificate's key
+    /// (`dsctl publish tlsa`): the enable goes ahead, the operator is told.
     pub async fn enable_certificate(
         &self,
         admin: &Admin,
         edge: ObjectName,
         thumbprint: String,
         services: Vec<String>,
-    ) -> Result<Task> {
+    ) -> Result<(Task, Vec<String>)> {
         admin.require_edges(&format!("enable a certificate on edge {edge}"), [&edge])?;
+        let warnings = match services.iter().any(|s| s == "smtp") {
+            true => self.tlsa_warnings(&edge, &thumbprint).await?,
+            false => Vec::new(),
+        };
         let action = pb::certificate_task::Action::Enable(pb::EnableCertificate { thumbprint, services });
-        self.queue_task(admin, &edge, "enable", action).await
+        Ok((self.queue_task(admin, &edge, "enable", action).await?, warnings))
     }
 
     /// Queues `certutil -verify` of a certificate on its edge.

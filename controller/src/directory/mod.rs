@@ -10,6 +10,7 @@
 //! - `certificates`: certificate tasks and trusted roots.
 //! - `history`: one audit entry's differences, export, apply and rollback of the
 //!   whole configuration; `apply` writes a document's differences.
+//! - `publish`: the organization's own TLSA, MTA-STS and TLS-RPT records.
 
 use domainsec_model::{CrlProxy, Domain, DomainPattern, InvalidField, ObjectName, ProxyBypass, TransportConfig};
 use sqlx::PgPool;
@@ -29,12 +30,14 @@ mod certificates;
 mod connectors;
 mod edges;
 mod history;
+mod publish;
 mod relay;
 
 pub use certificates::NewCertificate;
 pub use connectors::{ReceiveConnectorChange, SendConnectorChange};
 
 pub use history::{Applied, AuditDetail};
+pub use publish::{MtaStsPublication, TlsaPublication, TlsaRecord, TxtRecord};
 
 pub use edges::{EXPIRY_WATCH_DAYS, EdgeSide, EdgeSyncOutcome, EdgeSyncTest, FleetEntry, NewSubscription};
 

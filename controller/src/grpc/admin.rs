@@ -4,7 +4,11 @@ use proto::admin::{self as pb, admin_server::Admin as AdminApi};
 use tonic::{Request, Response, Status};
 
 use super::{authenticate, convert};
-use crate::{authz::Admin, directory::Directory};
+use crate::{
+    authz::Admin,
+    directory::Directory,
+    publication::{mta_sts, tls_rpt, tlsa::SmtpPort},
+};
 
 /// Most protocol log records one call returns.
 const MAX_LOG_RECORDS: u32 = 5000;
@@ -343,8 +347,8 @@ impl AdminApi for AdminService {
         if services.is_empty() {
             return Err(Status::invalid_argument("services: name at least one service (smtp)"));
         }
-        let task = self.directory.enable_certificate(&admin, edge, thumbprint, services).await?;
-        Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings: vec![] }))
+        let (task, warnings) = self.directory.enable_certificate(&admin, edge, thumbprint, services).await?;
+        Ok(Response::new(pb::CertificateTasks { tasks: vec![convert::certificate_task(&task)], warnings }))
     }
 
     async fn remove_certificate(&self, request: Request<pb::RemoveCertificateRequest>) -> Reply<pb::CertificateTasks> {
@@ -596,6 +600,34 @@ impl AdminApi for AdminService {
         }
         let applied = self.directory.apply_config(&admin, &request.document, request.dry_run).await?;
         Ok(Response::new(convert::applied(applied)))
+    }
+
+    async fn publish_tlsa(&self, request: Request<pb::PublishTlsaRequest>) -> Reply<pb::PublishTlsaResponse> {
+        self.caller(&request).await?;
+        let request = request.into_inner();
+        let edge = match request.edge.as_str() {
+            "" => None,
+            edge => Some(convert::object_name("edge", edge).map_err(invalid)?),
+        };
+        let port = SmtpPort::parse("port", request.port).map_err(invalid)?;
+        let publication = self.directory.publish_tlsa(edge.as_ref(), port).await?;
+        Ok(Response::new(convert::publish::tlsa(publication)))
+    }
+
+    async fn publish_mta_sts(&self, request: Request<pb::PublishMtaStsRequest>) -> Reply<pb::PublishMtaStsResponse> {
+        let admin = self.caller(&request).await?;
+        let request = request.into_inner();
+        let mode = mta_sts::Mode::parse("mode", &request.mode).map_err(invalid)?;
+        let max_age = mta_sts::MaxAge::parse("max_age_seconds", request.max_age_seconds).map_err(invalid)?;
+        let publication = self.directory.publish_mta_sts(&admin, mode, max_age).await?;
+        Ok(Response::new(convert::publish::mta_sts(publication)))
+    }
+
+    async fn publish_tls_rpt(&self, request: Request<pb::PublishTlsRptRequest>) -> Reply<pb::PublishTlsRptResponse> {
+        self.caller(&request).await?;
+        let rua = tls_rpt::parse_all("rua", &request.get_ref().rua).map_err(invalid)?;
+        let records = self.directory.publish_tls_rpt(&rua).await?;
+        Ok(Response::new(pb::PublishTlsRptResponse { records: records.iter().map(convert::publish::txt).collect() }))
     }
 
     async fn rollback_config(&self, request: Request<pb::RollbackConfigRequest>) -> Reply<pb::ApplyConfigResponse> {

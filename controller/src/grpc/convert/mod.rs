@@ -466,6 +466,7 @@ fn strings<T: ToString>(values: &[T]) -> Vec<String> {
 
 mod edges;
 mod history;
+pub mod publish;
 
 pub use edges::*;
 pub use history::*;
