@@ -9,5 +9,6 @@ mod inbound;
 mod operations;
 mod partner_test;
 mod pki;
+mod published_policies;
 mod recovery;
 mod support;

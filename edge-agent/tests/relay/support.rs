@@ -283,6 +283,21 @@ impl Sink {
         Self::listen(TcpListener::bind("127.0.0.1:0").await.unwrap(), Some(Arc::new(config))).await
     }
 
+    /// A sink that offers STARTTLS with `chain` (leaf first) and its PKCS#8 `key`.
+    pub async fn start_with_chain(chain: Vec<Vec<u8>>, key: Vec<u8>) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                chain.into_iter().map(rustls::pki_types::CertificateDer::from).collect(),
+                rustls::pki_types::PrivatePkcs8KeyDer::from(key).into(),
+            )
+            .unwrap();
+        Self::listen(TcpListener::bind("127.0.0.1:0").await.unwrap(), Some(Arc::new(config))).await
+    }
+
     pub async fn start_on(listener: TcpListener) -> Self {
         Self::listen(listener, None).await
     }
