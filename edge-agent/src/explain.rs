@@ -442,6 +442,9 @@ impl From<Outbound> for pb::OutboundExplanation {
             entry,
             reason: outbound.not_required_because.unwrap_or_default().to_owned(),
             certificate: outbound.certificate.map(Into::into),
+            // Filled in by the edge after looking the domain's records up.
+            tls_policy: String::new(),
+            tls_policy_detail: String::new(),
         }
     }
 }

@@ -81,6 +81,9 @@ struct OutboundView {
     entry: String,
     reason: String,
     certificate: Option<CertificateView>,
+    /// The policy source deliveries follow (Domain Security, DANE, MTA-STS, opportunistic TLS).
+    tls_policy: String,
+    tls_policy_detail: String,
 }
 
 #[derive(Serialize)]
@@ -184,6 +187,8 @@ fn outbound_view(outbound: edge_pb::OutboundExplanation) -> OutboundView {
         entry: outbound.entry,
         reason: outbound.reason,
         certificate: outbound.certificate.map(certificate_view),
+        tls_policy: outbound.tls_policy,
+        tls_policy_detail: outbound.tls_policy_detail,
     }
 }
 
@@ -247,6 +252,9 @@ fn text(view: &ExplanationView) -> String {
                     rule_text(outbound.domain_security, &outbound.entry, &outbound.reason, "TLSSendDomainSecureList"),
                 );
                 push("  client cert", certificate_text(outbound.certificate.as_ref()));
+                if !outbound.tls_policy.is_empty() {
+                    push("outbound TLS", format!("{}: {}", outbound.tls_policy, outbound.tls_policy_detail));
+                }
             }
         }
     }

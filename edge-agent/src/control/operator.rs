@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use domainsec_model::Domain;
 use proto::edge::{self as pb, certificate_task::Action};
 
 use crate::{
@@ -31,10 +32,10 @@ pub fn handles(task: &pb::CertificateTask) -> bool {
     )
 }
 
-/// True for the commands that wait on the network (`partner test`): the caller runs
-/// them in the background.
+/// True for the commands that wait on the network (`partner test`, and `policy explain`,
+/// which looks up DANE and MTA-STS records): the caller runs them in the background.
 pub fn takes_long(task: &pb::CertificateTask) -> bool {
-    matches!(task.action, Some(Action::PartnerTest(_)))
+    matches!(task.action, Some(Action::PartnerTest(_) | Action::ExplainPolicy(_)))
 }
 
 /// Runs one operator command against the relay.
@@ -43,7 +44,7 @@ pub async fn answer(edge: EdgeState<'_>, task: &pb::CertificateTask) -> pb::Cert
         (None, _) => Err("the SMTP relay is not running on this edge".to_owned()),
         (Some(relay), Some(Action::PartnerTest(test))) => partner_test(relay, edge.running.as_deref(), test).await,
         (Some(relay), Some(Action::ExplainPolicy(question))) => {
-            explain_policy(relay, edge.running.as_deref(), edge.certificates, question)
+            explain_policy(relay, edge.running.as_deref(), edge.certificates, question).await
         }
         (Some(relay), Some(Action::Queue(command))) => queue(relay, command),
         (Some(relay), Some(Action::ProtocolLog(log_query))) => protocol_log(relay, log_query).await,
@@ -103,7 +104,7 @@ async fn protocol_log(relay: &Relay, request: &pb::ProtocolLogQuery) -> Result<p
 
 /// `dsctl policy explain`: against the snapshot sent along (`--config current`) or
 /// the one this edge runs.
-fn explain_policy(
+async fn explain_policy(
     relay: &Relay,
     running: Option<&EdgeConfig>,
     certificates: &CertificateStore,
@@ -120,7 +121,15 @@ fn explain_policy(
     };
     let temporary = relay.security.settings.temporary_refusals;
     let explanation = explain::explain(config, &certificates.smtp_certificates(), temporary, &question);
-    Ok(pb::CertificateResult { explanation: Some(explanation.into()), ..Default::default() })
+    let mut explanation: pb::PolicyExplanation = explanation.into();
+    let domain = question.to.rsplit_once('@').and_then(|(_, domain)| Domain::parse(domain).ok());
+    if let (Some(outbound), Some(domain)) = (explanation.outbound.as_mut(), domain)
+        && let Some((source, detail)) = relay.delivery.describe_tls_policy(config, &domain).await
+    {
+        outbound.tls_policy = source;
+        outbound.tls_policy_detail = detail;
+    }
+    Ok(pb::CertificateResult { explanation: Some(explanation), ..Default::default() })
 }
 
 /// `dsctl partner test`: the outbound probe, or a certificate checked inbound.

@@ -243,6 +243,30 @@ impl OutboundPolicy {
         }
     }
 
+    /// What the source rests on, for `policy explain` and `partner test`.
+    pub fn detail(&self) -> String {
+        let (dane, sts) = match self {
+            Self::DomainSecurity { entry, .. } => {
+                return format!("TLSSendDomainSecureList entry {entry}: mutual TLS with the paper's checks");
+            }
+            Self::Published { dane, sts, .. } => (dane, sts),
+        };
+        let dane = match dane {
+            DaneStatus::Applies => {
+                "DANE: the MX records are DNSSEC-validated; each MX host's TLSA records decide".into()
+            }
+            DaneStatus::NotApplicable(reason) => format!("DANE: not used ({reason})"),
+            DaneStatus::LookupFailed(reason) => format!("DANE: {reason}; mail waits"),
+        };
+        let sts = match sts {
+            Ok(policy) => {
+                format!("MTA-STS: {} policy, mx {}, max_age {} s", policy.mode, policy.mx.join(" "), policy.max_age)
+            }
+            Err(reason) => format!("MTA-STS: no policy ({reason})"),
+        };
+        format!("{dane}; {sts}")
+    }
+
     /// The source's name for logs and `policy explain`: "Domain Security", "DANE",
     /// "MTA-STS (enforce)", "opportunistic TLS".
     pub fn source(&self) -> String {

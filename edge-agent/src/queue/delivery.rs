@@ -570,6 +570,15 @@ impl Delivery {
             .clone()
     }
 
+    /// The outbound TLS policy mail to `domain` follows now, as (source, detail), looked
+    /// up as a delivery would (`policy explain`, `partner test`); `None` when no send
+    /// connector carries it.
+    pub async fn describe_tls_policy(&self, config: &EdgeConfig, domain: &Domain) -> Option<(String, String)> {
+        let Route::Connector(connector) = route(config, domain) else { return None };
+        let policy = self.security.outbound_policy(config, connector, domain.as_str(), &self.resolver).await;
+        Some((policy.source(), policy.detail()))
+    }
+
     /// Closes pooled connections idle longer than `idle` (run periodically).
     pub fn close_idle(&self, idle: std::time::Duration) {
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);

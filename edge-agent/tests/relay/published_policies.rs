@@ -481,3 +481,51 @@ impl PolicyServer {
         self.policies.lock().unwrap().insert(host.to_owned(), policy.to_owned());
     }
 }
+
+#[tokio::test]
+async fn policy_explain_names_the_policy_source_the_relay_uses() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::start("1", "mx.cache.sts.test.").await;
+    let edge = lab.edge().await;
+    let config = edge.config.borrow().clone().unwrap();
+    let certificates = edge::certificates::CertificateStore::new(edge.dir.path());
+    let mut sources = Vec::new();
+    for to in [
+        "kim@ee.dane.test",
+        "kim@enforce.sts.test",
+        "kim@testing.sts.test",
+        "kim@plain.test",
+        "kim@bogus-tlsa.dane.test",
+    ] {
+        let task = proto::edge::CertificateTask {
+            id: format!("explain-{to}"),
+            action: Some(proto::edge::certificate_task::Action::ExplainPolicy(proto::edge::PolicyQuestion {
+                from: TED.into(),
+                to: to.into(),
+                client_ip: "192.0.2.7".into(),
+                ..Default::default()
+            })),
+        };
+        assert!(edge::control::operator::takes_long(&task), "explain looks records up: off the sync loop");
+        let state = edge::control::operator::EdgeState {
+            relay: Some(&edge.relay),
+            running: Some(config.clone()),
+            certificates: &certificates,
+        };
+        let result = edge::control::operator::answer(state, &task).await;
+        assert!(result.ok, "{}", result.error);
+        let outbound = result.explanation.unwrap().outbound.unwrap();
+        sources.push((to, outbound.tls_policy, outbound.tls_policy_detail));
+    }
+    let expected = ["DANE", "MTA-STS (enforce)", "MTA-STS (testing)", "opportunistic TLS", "DANE"];
+    for ((to, source, detail), expected) in sources.iter().zip(expected) {
+        assert_eq!(source, expected, "{to}: {detail}");
+    }
+    assert!(sources[1].2.contains("MTA-STS: enforce policy, mx *.enforce.sts.test"), "{}", sources[1].2);
+    assert!(sources[3].2.contains("DANE: not used (the MX records are not DNSSEC-validated)"), "{}", sources[3].2);
+    // The explanation agrees with what the relay does with a message.
+    submit(&edge, "kim@enforce.sts.test").await;
+    delivered(&lab.sinks["sts"], "kim@enforce.sts.test").await;
+}

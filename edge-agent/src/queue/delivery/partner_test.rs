@@ -56,6 +56,9 @@ impl Delivery {
             ),
             (None, _) => format!("{domain} is not on TLSSendDomainSecureList yet: tested as if it were"),
         });
+        if let Some((source, detail)) = self.describe_tls_policy(config, &domain).await {
+            report.steps.push(format!("deliveries now follow {source} ({detail})"));
+        }
         let destination = format!("{}:{}", connector.name, domain);
         let hops = match self.next_hops(connector, domain.as_str()).await {
             Ok(hops) => hops,
