@@ -253,7 +253,7 @@ fn text(view: &ExplanationView) -> String {
                 );
                 push("  client cert", certificate_text(outbound.certificate.as_ref()));
                 if !outbound.tls_policy.is_empty() {
-                    push("outbound TLS", format!("{}: {}", outbound.tls_policy, outbound.tls_policy_detail));
+                    push("outbound TLS", format!("{} ({})", outbound.tls_policy, outbound.tls_policy_detail));
                 }
             }
         }

@@ -196,10 +196,13 @@ async fn submit(relay: &TestRelay, to: &str) {
 
 /// The queued message for `to` once an attempt failed: its last error.
 async fn deferred(relay: &TestRelay, to: &str) -> String {
-    eventually(&format!("a failed attempt for {to}"), || async {
+    let error = eventually(&format!("a failed attempt for {to}"), || async {
         relay.relay.queue.list().into_iter().find(|m| m.pending.iter().any(|p| p == to)).and_then(|m| m.last_error)
     })
-    .await
+    .await;
+    // Printed for the README (`-- --nocapture`).
+    eprintln!("queued for {to}: {error}");
+    error
 }
 
 async fn delivered(sink: &Sink, to: &str) -> super::support::Received {
@@ -517,6 +520,8 @@ async fn policy_explain_names_the_policy_source_the_relay_uses() {
         let result = edge::control::operator::answer(state, &task).await;
         assert!(result.ok, "{}", result.error);
         let outbound = result.explanation.unwrap().outbound.unwrap();
+        // Printed for the README (`-- --nocapture`).
+        eprintln!("outbound TLS for {to}: {}: {}", outbound.tls_policy, outbound.tls_policy_detail);
         sources.push((to, outbound.tls_policy, outbound.tls_policy_detail));
     }
     let expected = ["DANE", "MTA-STS (enforce)", "MTA-STS (testing)", "opportunistic TLS", "DANE"];
