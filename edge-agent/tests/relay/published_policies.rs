@@ -416,6 +416,8 @@ async fn a_connector_with_dane_and_mta_sts_disabled_uses_opportunistic_tls() {
 struct PolicyServer {
     address: SocketAddr,
     policies: Arc<std::sync::Mutex<HashMap<String, String>>>,
+    /// Hosts answered with these bytes as the whole response (hostile servers).
+    raw: Arc<std::sync::Mutex<HashMap<String, Vec<u8>>>>,
     down: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
 }
@@ -436,10 +438,12 @@ impl PolicyServer {
         let server = Self {
             address: listener.local_addr().unwrap(),
             policies: Arc::default(),
+            raw: Arc::default(),
             down: Arc::default(),
             requests: Arc::default(),
         };
         let (policies, down, requests) = (server.policies.clone(), server.down.clone(), server.requests.clone());
+        let raw = server.raw.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
@@ -447,6 +451,7 @@ impl PolicyServer {
                     continue;
                 }
                 let (acceptor, policies, requests) = (acceptor.clone(), policies.clone(), requests.clone());
+                let raw = raw.clone();
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(stream).await else { return };
                     let mut head = Vec::new();
@@ -464,6 +469,16 @@ impl PolicyServer {
                         .find_map(|l| l.strip_prefix("host: ").or_else(|| l.strip_prefix("Host: ")))
                         .unwrap_or_default()
                         .to_owned();
+                    let hostile = raw.lock().unwrap().get(&host).cloned();
+                    if let Some(bytes) = hostile {
+                        if bytes.is_empty() {
+                            // A server that never answers: hold the connection open.
+                            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                        }
+                        let _ = tls.write_all(&bytes).await;
+                        let _ = tls.shutdown().await;
+                        return;
+                    }
                     let body = policies.lock().unwrap().get(&host).cloned();
                     let response = match body {
                         Some(body) => format!(
@@ -478,6 +493,10 @@ impl PolicyServer {
             }
         });
         server
+    }
+
+    fn set_raw(&self, host: &str, response: Vec<u8>) {
+        self.raw.lock().unwrap().insert(host.to_owned(), response);
     }
 
     fn set(&self, host: &str, policy: &str) {
@@ -533,4 +552,49 @@ async fn policy_explain_names_the_policy_source_the_relay_uses() {
     // The explanation agrees with what the relay does with a message.
     submit(&edge, "kim@enforce.sts.test").await;
     delivered(&lab.sinks["sts"], "kim@enforce.sts.test").await;
+}
+
+#[tokio::test]
+async fn hostile_policy_servers_give_no_policy_and_never_a_weaker_one() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::start("1", "mx.cache.sts.test.").await;
+    let policy = "version: STSv1\r\nmode: enforce\r\nmx: *.enforce.sts.test\r\nmax_age: 86400\r\n";
+    let oversized = format!("{policy}{}", "x_padding: y\r\n".repeat(6000));
+    let cases = [
+        (
+            "enforce",
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{oversized}").into_bytes(),
+            "larger than 65536 bytes",
+        ),
+        (
+            "offlist",
+            b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://evil.test/\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "redirects are not followed",
+        ),
+        (
+            "testing",
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{policy}", policy.len())
+                .into_bytes(),
+            "is not text/plain",
+        ),
+        ("cache", Vec::new(), "no policy within 1s"),
+    ];
+    for (domain, response, _) in &cases {
+        lab.policies.set_raw(&format!("mta-sts.{domain}.sts.test"), response.clone());
+    }
+    let mut settings = lab.settings.clone();
+    settings.mta_sts.fetch_timeout = std::time::Duration::from_secs(1);
+    let edge = edge_with(settings, None).await;
+    let config = edge.config.borrow().clone().unwrap();
+    for (domain, _, reason) in cases {
+        let domain = domainsec_model::Domain::parse(&format!("{domain}.sts.test")).unwrap();
+        let started = std::time::Instant::now();
+        let (source, detail) = edge.relay.delivery.describe_tls_policy(&config, &domain).await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{domain}: bounded by the fetch timeout");
+        assert_eq!(source, "opportunistic TLS", "{domain}: {detail}");
+        assert!(detail.contains("the policy fetch failed") && detail.contains(reason), "{domain}: {detail}");
+    }
+    assert!(!edge.dir.path().join("mta-sts-cache.toml").exists(), "nothing hostile was cached");
 }
