@@ -110,7 +110,7 @@ impl DomainSecurity {
 
     /// MX `host`'s TLSA records (`_PORT._tcp.HOST`), asked only when DANE applies to the domain.
     pub async fn tlsa(&self, policy: &OutboundPolicy, host: &str, resolver: &MxResolver) -> Option<ValidatedAnswer> {
-        let OutboundPolicy::Published { dane: DaneStatus::Applies, .. } = policy else { return None };
+        let OutboundPolicy::Published { dane: DaneStatus::Applies(_), .. } = policy else { return None };
         let stub = resolver.validating().ok()?;
         Some(stub.query(&format!("_{}._tcp.{host}", resolver.smtp_port()), RecordType::TLSA).await)
     }

@@ -121,8 +121,10 @@ pub enum OutboundPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DaneStatus {
     /// The MX RRset (or the domain's own address, as implicit MX) validated: each MX
-    /// host's TLSA records decide.
-    Applies,
+    /// host's TLSA records decide. The validated exchanges (lower case, no trailing dot):
+    /// a host the routing lookup returned outside this set is never tried, so a forged
+    /// routing answer cannot lead around DANE.
+    Applies(Vec<String>),
     /// It does not apply; why (connector setting, no trusted resolver, insecure MX).
     NotApplicable(String),
     /// The validated MX lookup failed (bogus, or no answer): nothing is sent (RFC 7672 §2.2.1).
@@ -177,10 +179,10 @@ pub fn outbound_policy(requirement: OutboundRequirement, domain: &str, facts: Do
     let dane = match facts.mx {
         Err(reason) => DaneStatus::NotApplicable(reason),
         Ok(ValidatedAnswer::Failed(reason)) => DaneStatus::LookupFailed(format!("validated MX lookup: {reason}")),
-        Ok(answer) => match answer.security() {
-            Some(Security::Secure) => DaneStatus::Applies,
-            _ => DaneStatus::NotApplicable("the MX records are not DNSSEC-validated".into()),
-        },
+        Ok(ValidatedAnswer::Found(Security::Secure, records)) => DaneStatus::Applies(mx_exchanges(&records)),
+        // No MX, securely: the domain itself is the implicit MX (RFC 7672 §2.2.1).
+        Ok(ValidatedAnswer::NoRecords(Security::Secure)) => DaneStatus::Applies(vec![normalize(domain)]),
+        Ok(_) => DaneStatus::NotApplicable("the MX records are not DNSSEC-validated".into()),
     };
     let sts = match facts.sts {
         Err(reason) => Err(reason),
@@ -216,9 +218,21 @@ impl OutboundPolicy {
             DaneStatus::LookupFailed(reason) => {
                 return HopRequirement::Skip { reason: format!("DANE: {reason}"), kind: "dane.lookup-failed" };
             }
-            DaneStatus::Applies => match tlsa {
+            DaneStatus::Applies(validated) if !validated.iter().any(|mx| *mx == normalize(host)) => {
+                return HopRequirement::Skip {
+                    reason: format!("DANE: MX host {host} is not in the DNSSEC-validated MX records"),
+                    kind: "dane.mx-not-validated",
+                };
+            }
+            DaneStatus::Applies(_) => match tlsa {
                 Some(ValidatedAnswer::Found(Security::Secure, records)) => {
-                    return HopRequirement::Dane(DaneRequirement::from_records(tlsa_records(records)));
+                    let requirement = DaneRequirement::from_records(tlsa_records(records));
+                    // Only unusable records: TLS is mandatory, and an enforced MTA-STS
+                    // policy still authenticates the host (it is stronger than no check).
+                    let enforced = matches!(sts, Ok(policy) if policy.mode == Mode::Enforce);
+                    if requirement != DaneRequirement::EncryptOnly || !enforced {
+                        return HopRequirement::Dane(requirement);
+                    }
                 }
                 Some(ValidatedAnswer::Failed(reason)) => {
                     return HopRequirement::Skip {
@@ -252,7 +266,7 @@ impl OutboundPolicy {
             Self::Published { dane, sts, .. } => (dane, sts),
         };
         let dane = match dane {
-            DaneStatus::Applies => {
+            DaneStatus::Applies(_) => {
                 "DANE: the MX records are DNSSEC-validated; each MX host's TLSA records decide".into()
             }
             DaneStatus::NotApplicable(reason) => format!("DANE: not used ({reason})"),
@@ -272,13 +286,29 @@ impl OutboundPolicy {
     pub fn source(&self) -> String {
         match self {
             Self::DomainSecurity { .. } => "Domain Security".into(),
-            Self::Published { dane: DaneStatus::Applies | DaneStatus::LookupFailed(_), .. } => "DANE".into(),
+            Self::Published { dane: DaneStatus::Applies(_) | DaneStatus::LookupFailed(_), .. } => "DANE".into(),
             Self::Published { sts: Ok(policy), .. } if policy.mode != Mode::None => {
                 format!("MTA-STS ({})", policy.mode)
             }
             Self::Published { .. } => "opportunistic TLS".into(),
         }
     }
+}
+
+/// The exchanges of validated MX RDATA, normalized.
+fn mx_exchanges(records: &[hickory_resolver::proto::rr::RData]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|record| match record {
+            hickory_resolver::proto::rr::RData::MX(mx) => Some(normalize(&mx.exchange.to_ascii())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lower case, no trailing dot: how hosts are compared.
+fn normalize(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// TLSA RDATA as [`Tlsa`] records (other types dropped).
@@ -454,7 +484,9 @@ mod tests {
         }
 
         fn mx(security: Security) -> Result<ValidatedAnswer, String> {
-            Ok(ValidatedAnswer::Found(security, vec![]))
+            let exchange = hickory_resolver::proto::rr::Name::from_ascii("MX1.example.net.").unwrap();
+            let record = RData::MX(hickory_resolver::proto::rr::rdata::MX::new(10, exchange));
+            Ok(ValidatedAnswer::Found(security, vec![record]))
         }
 
         fn tlsa(usage: u8) -> ValidatedAnswer {
@@ -486,10 +518,6 @@ mod tests {
                 policy.hop("mx1.example.net", Some(&tlsa(3))),
                 HopRequirement::Dane(DaneRequirement::Authenticate(_))
             ));
-            assert_eq!(
-                policy.hop("mx1.example.net", Some(&tlsa(1))),
-                HopRequirement::Dane(DaneRequirement::EncryptOnly)
-            );
             let insecure = ValidatedAnswer::Found(Security::Insecure, vec![]);
             assert_eq!(
                 policy.hop("mx1.example.net", Some(&insecure)),
@@ -505,6 +533,21 @@ mod tests {
                 policy.hop("mx1.example.net", Some(&bogus)),
                 HopRequirement::Skip { kind: "dane.lookup-failed", .. }
             ));
+            // A host the routing lookup gave that the validated MX records do not list.
+            assert!(matches!(
+                policy.hop("mx.attacker.test", Some(&tlsa(3))),
+                HopRequirement::Skip { kind: "dane.mx-not-validated", .. }
+            ));
+            // Only unusable records under an enforced MTA-STS policy: the policy's checks apply.
+            assert_eq!(
+                policy.hop("mx1.example.net", Some(&tlsa(1))),
+                HopRequirement::MtaSts { enforce: true, listed: true }
+            );
+            let testing = decide(mx(Security::Secure), sts(Mode::Testing));
+            assert_eq!(
+                testing.hop("mx1.example.net", Some(&tlsa(1))),
+                HopRequirement::Dane(DaneRequirement::EncryptOnly)
+            );
         }
 
         #[test]

@@ -628,7 +628,13 @@ impl Target<'_> {
     fn pool_key(&self, version: u64) -> Option<(String, u64)> {
         match self.requirement {
             HopRequirement::DomainSecurity { domain, .. } => Some((domain.to_string(), version)),
-            HopRequirement::Dane(_) => Some((format!("dane:{}", self.hop.host), version)),
+            // DANE-TA may have matched the recipient domain rather than the host: the
+            // session is good for this domain only.
+            // Keyed by the records too: a session checked under one TLSA RRset is not
+            // reused after the records change (a rotation after a key compromise).
+            HopRequirement::Dane(requirement) => {
+                Some((format!("dane:{}:{}:{requirement:?}", self.hop.host, self.domain), version))
+            }
             HopRequirement::MtaSts { enforce: true, .. } => Some((format!("mta-sts:{}", self.domain), version)),
             HopRequirement::MtaSts { enforce: false, .. }
             | HopRequirement::Opportunistic

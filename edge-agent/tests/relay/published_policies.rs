@@ -598,3 +598,24 @@ async fn hostile_policy_servers_give_no_policy_and_never_a_weaker_one() {
     }
     assert!(!edge.dir.path().join("mta-sts-cache.toml").exists(), "nothing hostile was cached");
 }
+
+#[tokio::test]
+async fn a_routing_answer_outside_the_validated_mx_records_is_never_tried() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::start("1", "mx.cache.sts.test.").await;
+    // The route the edge takes names a host the signed MX records do not (as a forged
+    // answer to the routing lookup would): DANE applies to the domain, so it is skipped.
+    let mut settings = lab.settings.clone();
+    let rogue = edge::routing::dns::StaticMx { preference: 10, exchange: "mx.rogue.test".into() };
+    settings.dns.mx.insert("ee.dane.test".into(), vec![rogue]);
+    let edge = edge_with(settings, None).await;
+    submit(&edge, "kim@ee.dane.test").await;
+    let error = deferred(&edge, "kim@ee.dane.test").await;
+    assert!(
+        error.starts_with("451 4.7.5 DANE: MX host mx.rogue.test is not in the DNSSEC-validated MX records"),
+        "{error}"
+    );
+    assert!(lab.sinks["self"].messages().is_empty());
+}

@@ -226,6 +226,11 @@ impl MtaSts {
         if last.len() >= MAX_CACHED_POLICIES {
             last.retain(|_, at| at.elapsed() < MIN_REFETCH_INTERVAL);
         }
+        if last.len() >= MAX_CACHED_POLICIES {
+            // More domains fetched within a minute than the bound: forget them all (the
+            // cost is extra fetches, never a weaker policy).
+            last.clear();
+        }
         match last.get(domain) {
             Some(at) if at.elapsed() < MIN_REFETCH_INTERVAL => false,
             _ => {
@@ -238,17 +243,17 @@ impl MtaSts {
     fn store(&self, domain: &str, policy: CachedPolicy) {
         let snapshot = {
             let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            cache.insert(domain.to_owned(), policy);
-            while cache.len() > MAX_CACHED_POLICIES {
-                let soonest = cache
-                    .iter()
-                    .min_by_key(|(_, c)| c.fetched_at.saturating_add(c.policy.max_age))
-                    .map(|(domain, _)| domain.clone());
-                match soonest {
-                    Some(domain) => cache.remove(&domain),
-                    None => break,
-                };
+            if !cache.contains_key(domain) && cache.len() >= MAX_CACHED_POLICIES {
+                // Room is made from expired and `none` policies only: whoever can make the
+                // edge fetch many policies must not push out a domain's enforced one.
+                let now = unix_now();
+                cache.retain(|_, c| c.is_fresh(now) && c.policy.mode != Mode::None);
+                if cache.len() >= MAX_CACHED_POLICIES {
+                    warn!(%domain, "MTA-STS cache full of unexpired policies; this one is used but not kept");
+                    return;
+                }
             }
+            cache.insert(domain.to_owned(), policy);
             StoredCache { policies: cache.clone() }
         };
         let text = toml::to_string(&snapshot).unwrap_or_default();

@@ -106,7 +106,11 @@ impl Policy {
 /// The `id` of the domain's one `v=STSv1` TXT record (RFC 8461 §3.1). `records` are the
 /// TXT records, each its strings joined.
 pub fn record_id(records: &[String]) -> Result<String, PolicyError> {
-    let sts: Vec<&String> = records.iter().filter(|r| r.starts_with("v=STSv1")).collect();
+    // RFC 8461 §3.1: records not starting with the version field are discarded.
+    let sts: Vec<&String> = records
+        .iter()
+        .filter(|r| r.strip_prefix("v=STSv1").is_some_and(|rest| rest.is_empty() || rest.starts_with([';', ' ', '\t'])))
+        .collect();
     let [record] = sts.as_slice() else { return Err(PolicyError::RecordCount(sts.len())) };
     let mut fields = record.split(';').map(|f| f.trim_matches(|c| c == ' ' || c == '\t'));
     if fields.next() != Some("v=STSv1") {
@@ -235,7 +239,8 @@ mod tests {
         assert_eq!(id(&["v=STSv1; id=abc; ext=1"]).unwrap(), "abc");
         assert_eq!(id(&[]), Err(PolicyError::RecordCount(0)));
         assert_eq!(id(&["v=STSv1; id=a", "v=STSv1; id=b"]), Err(PolicyError::RecordCount(2)));
-        for bad in ["v=STSv1;", "v=STSv1; id=", "v=STSv1; id=has-dash", "v=STSv1; id=a; id=b", "v=STSv10; id=a"] {
+        assert_eq!(id(&["v=STSv1; id=a", "v=STSv10; id=b"]).unwrap(), "a", "v=STSv10 is another version");
+        for bad in ["v=STSv1;", "v=STSv1; id=", "v=STSv1; id=has-dash", "v=STSv1; id=a; id=b"] {
             assert!(id(&[bad]).is_err(), "{bad}");
         }
         assert!(id(&[&format!("v=STSv1; id={}", "a".repeat(33))]).is_err());

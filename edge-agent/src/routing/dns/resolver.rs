@@ -220,6 +220,14 @@ fn validating_resolver(settings: &DnsSettings) -> Result<ValidatingStub, String>
         Some(server) => server,
         None => system_resolver()?,
     };
+    // systemd-resolved's stub does not validate by default and older versions pass the
+    // upstream AD bit through: believed only when named explicitly in dns.resolver.
+    if settings.resolver.is_none() && server.ip() == std::net::IpAddr::from([127, 0, 0, 53]) {
+        return Err(format!(
+            "the system resolver {server} is systemd-resolved's stub, which may pass an unvalidated AD bit \
+             through (set dns.resolver to a validating resolver, e.g. unbound on 127.0.0.1:53)"
+        ));
+    }
     if settings.dnssec == DnssecMode::Auto && !server.ip().is_loopback() {
         return Err(format!(
             "the resolver {server} is not on a loopback address, so its AD bit could be forged on the way \
