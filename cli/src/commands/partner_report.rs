@@ -77,9 +77,10 @@ fn report_json(report: &pb::PartnerReportResponse) -> Value {
 }
 
 /// One RFC 8460 aggregate report per partner: this organization's outbound sessions
-/// to it (successes and failures by result type). Domain Security is neither DANE
-/// nor MTA-STS, so the policy is `no-policy-found` with the secure-list entry in
-/// `policy-string`.
+/// to it (successes and failures by result type). A domain the edges reached under
+/// DANE or MTA-STS (its `policy.*` or `outbound.dane.*` / `outbound.mta-sts*` rows) reports
+/// `tlsa` or `sts`; Domain Security is neither, so a secure-list partner reports
+/// `no-policy-found` with the list entry in `policy-string`.
 fn tls_reports(report: &pb::PartnerReportResponse, contact: &str) -> Vec<Value> {
     report
         .partners
@@ -93,6 +94,7 @@ fn tls_reports(report: &pb::PartnerReportResponse, contact: &str) -> Vec<Value> 
                 }
             }
             let domain = partner.partner.trim_start_matches("*.");
+            let (policy_type, policy_string) = policy_of(partner);
             json!({
                 "organization-name": report.organization,
                 "date-range": { "start-datetime": rfc3339(report.start_unix), "end-datetime": rfc3339(report.end_unix) },
@@ -100,8 +102,8 @@ fn tls_reports(report: &pb::PartnerReportResponse, contact: &str) -> Vec<Value> 
                 "report-id": format!("{}_{}@{}", rfc3339(report.start_unix), domain, report.organization),
                 "policies": [{
                     "policy": {
-                        "policy-type": "no-policy-found",
-                        "policy-string": [format!("Domain Security (mutual TLS): TLSSendDomainSecureList entry {}", partner.partner)],
+                        "policy-type": policy_type,
+                        "policy-string": [policy_string],
                         "policy-domain": domain,
                     },
                     "summary": {
@@ -118,9 +120,28 @@ fn tls_reports(report: &pb::PartnerReportResponse, contact: &str) -> Vec<Value> 
         .collect()
 }
 
+/// The RFC 8460 policy type of a partner row, and its policy string.
+fn policy_of(partner: &pb::PartnerSummary) -> (&'static str, String) {
+    let seen = |prefixes: &[&str]| partner.reasons.keys().any(|key| prefixes.iter().any(|p| key.starts_with(p)));
+    if seen(&["policy.dane", "outbound.dane."]) {
+        ("tlsa", format!("DANE (RFC 7672): TLSA records of the MX hosts of {}", partner.partner))
+    } else if seen(&["policy.mta-sts", "outbound.mta-sts"]) {
+        ("sts", format!("MTA-STS (RFC 8461) policy of {}", partner.partner))
+    } else {
+        ("no-policy-found", format!("Domain Security (mutual TLS): TLSSendDomainSecureList entry {}", partner.partner))
+    }
+}
+
 /// RFC 8460 §4.3 result types for the edge's outbound failure reasons.
 fn result_type(reason: &str) -> &'static str {
     match reason {
+        "dane.starttls-not-offered" | "mta-sts.starttls-not-offered" | "mta-sts-testing.starttls-not-offered" => {
+            "starttls-not-supported"
+        }
+        "dane.no-match" | "dane.chain" => "tlsa-invalid",
+        "dane.lookup-failed" => "dnssec-invalid",
+        "dane.name-mismatch" => "certificate-host-mismatch",
+        "mta-sts.certificate" | "mta-sts-testing.certificate" => "sts-webpki-invalid",
         "starttls-not-offered" | "starttls-refused" => "starttls-not-supported",
         "name-mismatch" | "name-constrained" => "certificate-host-mismatch",
         "expired" => "certificate-expired",
@@ -201,4 +222,40 @@ fn rfc3339(unix: i64) -> String {
     let time = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
     humantime::format_rfc3339_seconds(time.min(SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799)))
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partner(name: &str, reasons: &[(&str, u64)]) -> pb::PartnerSummary {
+        pb::PartnerSummary {
+            partner: name.into(),
+            outbound_sessions: 2,
+            outbound_failures: 1,
+            reasons: reasons.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tls_reports_name_the_policy_type_the_edges_used() {
+        let report = pb::PartnerReportResponse {
+            organization: "Contoso".into(),
+            partners: vec![
+                partner("ee.dane.test", &[("policy.dane", 2), ("outbound.dane.no-match", 1)]),
+                partner("enforce.sts.test", &[("policy.mta-sts", 2), ("outbound.mta-sts.certificate", 1)]),
+                partner("woodgrovebank.com", &[("outbound.revoked", 1)]),
+            ],
+            ..Default::default()
+        };
+        let reports = tls_reports(&report, "mailto:tlsrpt@contoso.com");
+        let policy = |i: usize| reports[i]["policies"][0].clone();
+        assert_eq!(policy(0)["policy"]["policy-type"], "tlsa");
+        assert_eq!(policy(0)["failure-details"][0]["result-type"], "tlsa-invalid");
+        assert_eq!(policy(1)["policy"]["policy-type"], "sts");
+        assert_eq!(policy(1)["failure-details"][0]["result-type"], "sts-webpki-invalid");
+        assert_eq!(policy(2)["policy"]["policy-type"], "no-policy-found");
+        assert_eq!(policy(0)["summary"]["total-successful-session-count"], 2);
+    }
 }

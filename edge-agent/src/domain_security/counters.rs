@@ -133,9 +133,14 @@ impl DomainSecurityCounters {
         });
     }
 
-    /// An outbound session to `domain` that passed DANE or MTA-STS.
-    pub fn published_session(&self, domain: &DomainPattern) {
-        self.update(|c| c.partner(domain).outbound_sessions += 1);
+    /// An outbound session to `domain` that passed DANE or MTA-STS (`source`: `dane`,
+    /// `mta-sts`), kept as `policy.SOURCE` so a TLS report names the policy type.
+    pub fn published_session(&self, domain: &DomainPattern, source: &'static str) {
+        self.update(|c| {
+            let partner = c.partner(domain);
+            partner.outbound_sessions += 1;
+            *partner.reasons.entry(format!("policy.{source}")).or_default() += 1;
+        });
     }
 
     /// An inbound transaction under list `entry` refused by Domain Security, and why.

@@ -493,7 +493,7 @@ impl Delivery {
                 format!("DANE: {host} authenticated by TLSA {} (depth {})", matched.record, matched.depth)
             }
         };
-        self.count_session(target.domain);
+        self.count_session(target.domain, "dane");
         session.note(&note);
         Ok(())
     }
@@ -517,7 +517,7 @@ impl Delivery {
         };
         let (kind, reason) = match verdict {
             Ok(()) => {
-                self.count_session(target.domain);
+                self.count_session(target.domain, "mta-sts");
                 session.note(&format!("MTA-STS: {host} verified for {}", target.domain));
                 return Ok(());
             }
@@ -539,9 +539,9 @@ impl Delivery {
         Ok(())
     }
 
-    fn count_session(&self, domain: &str) {
+    fn count_session(&self, domain: &str, source: &'static str) {
         if let Ok(key) = DomainPattern::parse(domain) {
-            self.security.counters.published_session(&key);
+            self.security.counters.published_session(&key, source);
         }
     }
 

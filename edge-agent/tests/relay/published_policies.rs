@@ -231,6 +231,7 @@ async fn dane_ee_and_dane_ta_records_that_match_deliver_over_tls() {
     assert!(delivered(&lab.sinks["ta"], "kim@ta.dane.test").await.tls);
     let counts = edge.relay.security.counters.counts();
     assert_eq!(counts.partners["ee.dane.test"].outbound_sessions, 1, "{counts:?}");
+    assert_eq!(counts.partners["ee.dane.test"].reasons["policy.dane"], 1, "the TLS report's policy type");
     assert_eq!(counts.messages_sent, 0, "DANE is not Domain Security: the paper's counter stays");
 }
 
