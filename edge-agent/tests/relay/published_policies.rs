@@ -620,3 +620,21 @@ async fn a_routing_answer_outside_the_validated_mx_records_is_never_tried() {
     );
     assert!(lab.sinks["self"].messages().is_empty());
 }
+
+#[tokio::test]
+async fn an_unusable_extra_roots_file_stops_the_relay_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("roots.pem");
+    std::fs::write(&not_pem, "no certificate here\n").unwrap();
+    for (path, reason) in [(dir.path().join("missing.pem"), "No such file"), (not_pem, "no CERTIFICATE block")] {
+        let mut settings = test_settings();
+        settings.mta_sts.extra_roots = Some(path);
+        let (_, config) = tokio::sync::watch::channel(None);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let error = edge::relay::Relay::start(dir.path(), &settings, config, Arc::default(), &shutdown)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.starts_with("mta_sts.extra_roots ") && error.contains(reason), "{error}");
+    }
+}

@@ -270,17 +270,7 @@ impl Sink {
         let key = rcgen::KeyPair::generate().unwrap();
         let certificate =
             rcgen::CertificateParams::new(vec!["mx.woodgrovebank.com".into()]).unwrap().self_signed(&key).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![certificate.der().clone()],
-                rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-            )
-            .unwrap();
-        Self::listen(TcpListener::bind("127.0.0.1:0").await.unwrap(), Some(Arc::new(config))).await
+        Self::start_with_chain(vec![certificate.der().to_vec()], key.serialize_der()).await
     }
 
     /// A sink that offers STARTTLS with `chain` (leaf first) and its PKCS#8 `key`.

@@ -139,3 +139,22 @@ fn route_errors_carry_their_enhanced_status() {
         assert_eq!(error.is_permanent(), permanent, "{error}");
     }
 }
+
+#[test]
+fn dane_believes_only_a_loopback_resolver_unless_told_otherwise() {
+    use std::net::SocketAddr;
+
+    use crate::routing::dns::DnssecMode;
+    let with = |resolver: &str, dnssec: DnssecMode| {
+        let settings =
+            DnsSettings { resolver: Some(resolver.parse::<SocketAddr>().unwrap()), dnssec, ..DnsSettings::default() };
+        MxResolver::new(settings).unwrap().validating().map(|stub| stub.server()).map_err(str::to_owned)
+    };
+    assert_eq!(with("127.0.0.1:53", DnssecMode::Auto).unwrap(), "127.0.0.1:53".parse::<SocketAddr>().unwrap());
+    let remote = with("192.0.2.53:53", DnssecMode::Auto).unwrap_err();
+    assert!(remote.contains("not on a loopback address") && remote.contains("trust-resolver"), "{remote}");
+    assert!(with("192.0.2.53:53", DnssecMode::TrustResolver).is_ok());
+    assert!(with("127.0.0.1:53", DnssecMode::Off).unwrap_err().contains("dns.dnssec = \"off\""));
+    let static_only = MxResolver::new(static_only()).unwrap();
+    assert!(static_only.validating().unwrap_err().contains("static_only"));
+}
