@@ -70,8 +70,9 @@ impl Policy {
             }
             let (key, value) = line.split_once(':').ok_or_else(|| error(format!("line {line:?} has no ':'")))?;
             let value = value.trim_matches(|c| c == ' ' || c == '\t');
-            match key {
-                "version" => set_once(&mut version, value.to_owned(), key)?,
+            // ABNF's quoted strings (RFC 8461 §3.2, RFC 5234 §2.3) match in any case.
+            match key.to_ascii_lowercase().as_str() {
+                "version" => set_once(&mut version, value.to_ascii_lowercase(), key)?,
                 "mode" => set_once(&mut mode, parse_mode(value)?, key)?,
                 "max_age" => set_once(&mut max_age, parse_max_age(value)?, key)?,
                 "mx" => mx.push(parse_mx_pattern(value)?),
@@ -81,7 +82,7 @@ impl Policy {
                 return Err(error(format!("more than {MAX_MX_PATTERNS} mx patterns")));
             }
         }
-        if version.as_deref() != Some("STSv1") {
+        if version.as_deref() != Some("stsv1") {
             return Err(error("version must be STSv1".into()));
         }
         let mode = mode.ok_or_else(|| error("mode is missing".into()))?;
@@ -138,7 +139,7 @@ fn set_once<T>(slot: &mut Option<T>, value: T, key: &str) -> Result<(), PolicyEr
 }
 
 fn parse_mode(value: &str) -> Result<Mode, PolicyError> {
-    match value {
+    match value.to_ascii_lowercase().as_str() {
         "enforce" => Ok(Mode::Enforce),
         "testing" => Ok(Mode::Testing),
         "none" => Ok(Mode::None),
@@ -189,6 +190,9 @@ mod tests {
         assert_eq!(policy.max_age, 604_800);
         let lf = GOOD.replace("\r\n", "\n") + "x_extension: yes\n";
         assert_eq!(Policy::parse(&lf).unwrap(), policy);
+        let shouting =
+            "VERSION: stsv1\r\nMode: ENFORCE\r\nMX: MAIL.example.com\r\nmx: *.Example.NET.\r\nMax_Age: 604800\r\n";
+        assert_eq!(Policy::parse(shouting).unwrap(), policy, "keys and words match in any case");
         let none = Policy::parse("version: STSv1\nmode: none\nmax_age: 0\n").unwrap();
         assert_eq!((none.mode, none.mx.len()), (Mode::None, 0));
     }
