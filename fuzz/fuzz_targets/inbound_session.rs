@@ -57,7 +57,7 @@ use domainsec_fuzz::{
 use edge::{
     apply::EdgeConfig,
     config::{DomainSecuritySettings, QueueSettings, SessionLimits},
-    domain_security::DomainSecurity,
+    domain_security::{DomainSecurity, mta_sts::MtaSts},
     inbound::{
         budget::BodyBudget,
         connection::{Connection, Deadlines},
@@ -79,7 +79,11 @@ fuzz_target!(|data: &[u8]| {
     let one_line_per_read = setup & 4 == 0;
     let metrics = Arc::new(RelayMetrics::default());
     let queue = Queue::open(&fixture.spool, QueueSettings::default(), metrics.clone()).expect("open the queue");
-    let security = Arc::new(DomainSecurity::new(&fixture.data, &security_settings()));
+    let security = Arc::new(DomainSecurity::new(
+        &fixture.data,
+        &security_settings(),
+        MtaSts::new(&fixture.data, &[], Duration::from_secs(1)),
+    ));
     let limits = SessionLimits::default();
     let context = Arc::new(SessionContext {
         config: fixture.config.clone(),
