@@ -77,6 +77,15 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let state = StateDir::new(&config.state_dir);
+    // Off the runtime's threads: a replica in this process may hold the lock while it
+    // awaits the database.
+    let creating = tokio::task::spawn_blocking({
+        let state = state.clone();
+        move || state.lock()
+    })
+    .await
+    .context("lock the state dir")?
+    .context("lock the state dir")?;
     let tls = bootstrap::admin_api_tls(&pool, &state, &config.admin_hostnames)
         .await
         .context("load the admin API's TLS credentials")?;
@@ -95,6 +104,7 @@ pub async fn serve(
     );
     let seal =
         std::sync::Arc::new(seal::SealKey::load_or_create(&state.seal_key()).context("load the PFX sealing key")?);
+    drop(creating);
     let port = edgesync::EdgePort {
         listener: listeners.edge,
         identity,

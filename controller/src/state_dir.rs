@@ -99,6 +99,28 @@ impl StateDir {
         })
     }
 
+    /// Holds the state dir exclusively while the returned file is open. Replicas
+    /// sharing one state dir may start at the same moment; whichever is first makes the
+    /// keys `serve` creates on first use (edge-port identity, PFX seal key, admin API
+    /// certificate) and the others, waiting here, load those instead of racing to write
+    /// their own.
+    pub fn lock(&self) -> Result<fs::File, StateError> {
+        if !self.root.is_dir() {
+            return Err(StateError::NotInitialised { path: self.ca_certificate() });
+        }
+        let path = self.root.join(".serve.lock");
+        let io = |action, source| StateError::Io { action, path: path.clone(), source };
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(PRIVATE)
+            .open(&path)
+            .map_err(|e| io("open", e))?;
+        file.lock().map_err(|e| io("lock", e))?;
+        Ok(file)
+    }
+
     /// Reads a file that `init` must have written.
     pub fn read(&self, path: &Path) -> Result<String, StateError> {
         if !path.exists() {

@@ -404,3 +404,106 @@ async fn a_database_outage_is_survived_and_the_missed_version_caught_up(pool: Pg
     let now = through_second.get_transport_config(pb::GetTransportConfigRequest {}).await.unwrap().into_inner();
     assert!(!now.tls_send_domain_secure_list.iter().any(|d| d == "contoso-partner.example"), "no partial write");
 }
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn an_edge_recorded_by_a_replica_whose_lease_ran_out_is_not_connected(pool: PgPool) {
+    use controller::db::{replicas, sync_state};
+    let controller = TestController::start(pool.clone()).await;
+    let mut admin = controller.org_admin().await;
+    admin.create_edge(pb::CreateEdgeRequest { name: "mail9".into(), fqdn: "mail9.contoso.com".into() }).await.unwrap();
+    let edge_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM edges WHERE name = 'mail9'").fetch_one(&pool).await.unwrap();
+    // What a replica killed with SIGKILL leaves behind: the edge recorded as connected to it.
+    let now = chrono::Utc::now();
+    let state = sync_state::SyncState {
+        edge_id,
+        connected: true,
+        connected_since: Some(now),
+        controller: Some("replica-9".into()),
+        last_seen_at: Some(now),
+        stream_generation: Some(1),
+        ..Default::default()
+    };
+    sync_state::store_all(&pool, &[state]).await.unwrap();
+    replicas::renew(&pool, "replica-9", "127.0.0.1:9", now, std::time::Duration::from_secs(3600), 1).await.unwrap();
+    let row = fleet_row(&mut admin, "mail9").await.unwrap();
+    assert!(row.connected, "held by a replica with a live lease: {row:?}");
+
+    // Its lease runs out (it was never renewed): the row no longer counts as connected,
+    // long before the 120 s staleness rule would say so.
+    sqlx::query("UPDATE controller_replicas SET live_until = now() - interval '1 second' WHERE id = 'replica-9'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let row = fleet_row(&mut admin, "mail9").await.unwrap();
+    assert!(!row.connected, "{row:?}");
+    // The live replica's own lease is on record and live.
+    let leases = replicas::list(&pool).await.unwrap();
+    let own = format!("test@{}", controller.edge_address);
+    assert!(leases.iter().any(|r| r.id == own && r.live), "{leases:?}");
+    assert!(leases.iter().any(|r| r.id == "replica-9" && !r.live), "{leases:?}");
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_late_write_from_an_older_stream_does_not_overwrite_the_newer_streams_state(pool: PgPool) {
+    use controller::db::sync_state;
+    let controller = TestController::start(pool.clone()).await;
+    let mut admin = controller.org_admin().await;
+    admin.create_edge(pb::CreateEdgeRequest { name: "mail9".into(), fqdn: "mail9.contoso.com".into() }).await.unwrap();
+    let edge_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM edges WHERE name = 'mail9'").fetch_one(&pool).await.unwrap();
+    let now = chrono::Utc::now();
+    let stream = |generation: i64, controller: &str, connected: bool| sync_state::SyncState {
+        edge_id,
+        connected,
+        connected_since: Some(now),
+        controller: Some(controller.into()),
+        last_seen_at: Some(now),
+        stream_generation: Some(generation),
+        ..Default::default()
+    };
+    // The edge left replica-1 (stream 1) for replica-2 (stream 2); replica-1 notices late
+    // and writes its stream's end after replica-2 wrote the new one.
+    sync_state::store_all(&pool, &[stream(1, "replica-1", true)]).await.unwrap();
+    sync_state::store_all(&pool, &[stream(2, "replica-2", true)]).await.unwrap();
+    sync_state::store_all(&pool, &[stream(1, "replica-1", false)]).await.unwrap();
+    let stored = sync_state::load(&pool, edge_id).await.unwrap();
+    assert_eq!((stored.connected, stored.controller.as_deref()), (true, Some("replica-2")), "{stored:?}");
+    // The newer stream's own end is written.
+    sync_state::store_all(&pool, &[stream(2, "replica-2", false)]).await.unwrap();
+    assert!(!sync_state::load(&pool, edge_id).await.unwrap().connected);
+}
+
+#[sqlx::test(migrator = "controller::db::MIGRATOR")]
+async fn a_directory_rolled_back_to_an_older_version_does_not_roll_the_edges_back(pool: PgPool) {
+    let controller = TestController::start(pool.clone()).await;
+    let mut admin = controller.org_admin().await;
+    let mut mail1 = TestEdge::subscribe(&controller, "mail1").await;
+    let runs = admin.set_transport_config(secure_list(&["fabrikam.com"])).await.unwrap().into_inner().config_version;
+    mail1.wait_for_version(runs).await;
+    eventually("the ACK recorded", || {
+        let mut admin = admin.clone();
+        async move { fleet_row(&mut admin, "mail1").await.filter(|r| r.version_acked == runs) }
+    })
+    .await;
+    // A restore from an older backup: the directory's version goes back, and an
+    // operator forces a sync. The controller does not push the older version.
+    sqlx::query("UPDATE organization SET config_version = config_version - 1").execute(&pool).await.unwrap();
+    let controller = controller.restart().await;
+    let mut admin = controller.org_admin().await;
+    eventually("mail1 back on the restarted controller", || {
+        let mut admin = admin.clone();
+        async move { fleet_row(&mut admin, "mail1").await.filter(|r| r.connected) }
+    })
+    .await;
+    let response = admin
+        .sync_edges(pb::SyncEdgesRequest { names: vec!["mail1".into()], all: false, timeout_seconds: 2 })
+        .await
+        .unwrap()
+        .into_inner();
+    // Not pushed, so not answered (an edge sent the older version would NACK it).
+    assert_eq!(response.results[0].outcome, "timeout", "{response:?}");
+    assert_eq!(mail1.version(), runs, "the edge still runs version {runs}");
+    let config = mail1.config.borrow().clone().unwrap();
+    assert_eq!(config.transport.tls_send_domain_secure_list[0].to_string(), "fabrikam.com");
+}

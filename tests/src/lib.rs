@@ -161,6 +161,19 @@ impl Process {
 
     /// Stops it with SIGKILL and waits.
     pub async fn kill(mut self) {
+        self.kill_in_place().await;
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) with kill(1).
+    pub async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the process runs").to_string();
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid).status().await.unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// SIGKILL, keeping the handle (its owner stays whole): `kill -9` of a process
+    /// the test goes on to observe the absence of.
+    pub async fn kill_in_place(&mut self) {
         let _ = self.child.kill().await;
     }
 }
@@ -175,6 +188,18 @@ pub struct Organization {
     pub sync_port: u16,
 }
 
+/// A controller replica besides [`Organization::controller`].
+pub struct Replica {
+    /// Its `--controller-id` (what fleet status names).
+    pub id: String,
+    /// Its edge port.
+    pub sync_port: u16,
+    /// Its admin API port.
+    pub admin_port: u16,
+    /// The process.
+    pub process: Process,
+}
+
 /// Output of one dsctl run.
 pub struct Run {
     pub success: bool,
@@ -185,48 +210,83 @@ pub struct Run {
 impl Organization {
     /// `domainsec-controller init` and `serve` for `org` in `root/slug`.
     pub async fn start(root: &Path, slug: &str, org: &str) -> Self {
+        Self::start_replicated(root, slug, org, 1).await.0
+    }
+
+    /// `init`, then `replicas` controller processes on the one database and state dir
+    /// (`--controller-id replica-N`), each with its own ports; every replica names all
+    /// edge ports in subscription files and the credential names all admin ports, so
+    /// edges and dsctl go to another replica when one is gone. The first replica is
+    /// [`Organization::controller`]; the others are returned with their edge ports.
+    pub async fn start_replicated(root: &Path, slug: &str, org: &str, replicas: usize) -> (Self, Vec<Replica>) {
         let dir = root.join(slug);
         std::fs::create_dir_all(&dir).unwrap();
         let database = Database::create(slug).await;
-        let (admin_port, sync_port) = (free_port(), free_port());
+        let ports: Vec<(u16, u16)> = (0..replicas.max(1)).map(|_| (free_port(), free_port())).collect();
         let controller = binary("domainsec-controller");
         let state = dir.join("state");
         let credentials = dir.join("admin.toml");
-        let admin = format!("127.0.0.1:{admin_port}");
+        let admins = ports.iter().map(|(admin, _)| format!("127.0.0.1:{admin}")).collect::<Vec<_>>().join(",");
         let init = Command::new(&controller)
             .args(["init", "--org", org, "--database-url", &database.url])
             .arg("--state-dir")
             .arg(&state)
             .arg("--out-admin")
             .arg(&credentials)
-            .args(["--controller", &admin])
+            .args(["--controller", &admins])
             .output()
             .await
             .unwrap();
         assert!(init.status.success(), "init {org}: {}", String::from_utf8_lossy(&init.stderr));
-        let sync = format!("127.0.0.1:{sync_port}");
         let state_text = state.to_string_lossy().into_owned();
-        let process = Process::spawn(
-            &controller,
-            &[
-                "serve",
-                "--database-url",
-                &database.url,
-                "--state-dir",
-                &state_text,
-                "--admin-listen",
-                &admin,
-                "--edge-listen",
-                &sync,
-            ],
-            dir.join("controller.log"),
-        );
-        let organization = Self { name: org.to_owned(), dir, credentials, controller: process, database, sync_port };
+        let mut processes: Vec<Replica> = ports
+            .iter()
+            .enumerate()
+            .map(|(index, (admin_port, sync_port))| {
+                let admin = format!("127.0.0.1:{admin_port}");
+                let sync = format!("127.0.0.1:{sync_port}");
+                let id = format!("replica-{}", index + 1);
+                let mut args = vec![
+                    "serve".to_owned(),
+                    "--database-url".to_owned(),
+                    database.url.clone(),
+                    "--state-dir".to_owned(),
+                    state_text.clone(),
+                    "--admin-listen".to_owned(),
+                    admin,
+                    "--edge-listen".to_owned(),
+                    sync,
+                ];
+                if replicas > 1 {
+                    args.extend(["--controller-id".to_owned(), id.clone()]);
+                    for (_, port) in &ports {
+                        args.extend(["--edge-endpoint".to_owned(), format!("127.0.0.1:{port}")]);
+                    }
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let log = if index == 0 { dir.join("controller.log") } else { dir.join(format!("{id}.log")) };
+                Replica {
+                    id,
+                    sync_port: *sync_port,
+                    admin_port: *admin_port,
+                    process: Process::spawn(&controller, &args, log),
+                }
+            })
+            .collect();
+        let first = processes.remove(0);
+        let organization = Self {
+            name: org.to_owned(),
+            dir,
+            credentials,
+            controller: first.process,
+            database,
+            sync_port: first.sync_port,
+        };
         eventually(&format!("the {org} controller"), || async {
             organization.dsctl(&["whoami"]).await.success.then_some(())
         })
         .await;
-        organization
+        (organization, processes)
     }
 
     /// Runs dsctl with this organization's credential.

@@ -15,6 +15,7 @@ pub mod organization;
 pub mod partners;
 pub mod publication;
 pub mod receive_connectors;
+pub mod replicas;
 pub mod send_connectors;
 pub mod subscriptions;
 pub mod sync_state;

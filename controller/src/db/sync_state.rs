@@ -44,6 +44,9 @@ pub struct SyncState {
     pub section_digests: Json<BTreeMap<String, String>>,
     /// The edge agent's version.
     pub agent_version: Option<String>,
+    /// The number the stream writing this state drew when it opened (one sequence
+    /// for every replica): a write from an older stream than the row's is ignored.
+    pub stream_generation: Option<i64>,
 }
 
 /// The stored state of an edge, or a fresh one.
@@ -62,15 +65,16 @@ pub async fn store_all(pool: &PgPool, states: &[SyncState]) -> Result<()> {
     sqlx::query(
         "INSERT INTO edge_sync_state (edge_id, connected, connected_since, controller, last_seen_at,
              last_version_sent, last_version_acked, acked_at, last_nack_version, last_nack_reason, nack_at,
-             last_heartbeat_at, counters, queue_length, section_digests, agent_version)
+             last_heartbeat_at, counters, queue_length, section_digests, agent_version, stream_generation)
          SELECT u.edge_id, u.connected, u.connected_since, u.controller, u.last_seen_at, u.sent, u.acked,
              u.acked_at, u.nack_version, u.nack_reason, u.nack_at, u.heartbeat_at, u.counters::jsonb,
-             u.queue_length, u.digests::jsonb, u.agent_version
+             u.queue_length, u.digests::jsonb, u.agent_version, u.generation
          FROM UNNEST($1::uuid[], $2::bool[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::bigint[],
              $7::bigint[], $8::timestamptz[], $9::bigint[], $10::text[], $11::timestamptz[], $12::timestamptz[],
-             $13::text[], $14::bigint[], $15::text[], $16::text[])
+             $13::text[], $14::bigint[], $15::text[], $16::text[], $17::bigint[])
            AS u(edge_id, connected, connected_since, controller, last_seen_at, sent, acked, acked_at,
-                nack_version, nack_reason, nack_at, heartbeat_at, counters, queue_length, digests, agent_version)
+                nack_version, nack_reason, nack_at, heartbeat_at, counters, queue_length, digests, agent_version,
+                generation)
          WHERE EXISTS (SELECT 1 FROM edges e WHERE e.id = u.edge_id)
          ON CONFLICT (edge_id) DO UPDATE SET connected = EXCLUDED.connected,
              connected_since = EXCLUDED.connected_since, controller = EXCLUDED.controller,
@@ -79,7 +83,12 @@ pub async fn store_all(pool: &PgPool, states: &[SyncState]) -> Result<()> {
              last_nack_version = EXCLUDED.last_nack_version, last_nack_reason = EXCLUDED.last_nack_reason,
              nack_at = EXCLUDED.nack_at, last_heartbeat_at = EXCLUDED.last_heartbeat_at,
              counters = EXCLUDED.counters, queue_length = EXCLUDED.queue_length,
-             section_digests = EXCLUDED.section_digests, agent_version = EXCLUDED.agent_version",
+             section_digests = EXCLUDED.section_digests, agent_version = EXCLUDED.agent_version,
+             stream_generation = EXCLUDED.stream_generation
+         -- A stream that is not the newest (the edge has moved on, maybe to another replica)
+         -- no longer speaks for the edge.
+         WHERE edge_sync_state.stream_generation IS NULL
+            OR EXCLUDED.stream_generation >= edge_sync_state.stream_generation",
     )
     .bind(states.iter().map(|s| s.edge_id).collect::<Vec<_>>())
     .bind(states.iter().map(|s| s.connected).collect::<Vec<_>>())
@@ -97,6 +106,7 @@ pub async fn store_all(pool: &PgPool, states: &[SyncState]) -> Result<()> {
     .bind(states.iter().map(|s| s.queue_length).collect::<Vec<_>>())
     .bind(column(&|s| serde_json::to_string(&s.section_digests.0).ok()))
     .bind(column(&|s| s.agent_version.clone()))
+    .bind(states.iter().map(|s| s.stream_generation).collect::<Vec<_>>())
     .execute(pool)
     .await?;
     Ok(())
@@ -147,6 +157,9 @@ pub struct FleetState {
     pub queue_length: Option<i64>,
     /// Section digests.
     pub section_digests: Option<Json<BTreeMap<String, String>>>,
+    /// The replica recorded as holding the stream holds a live lease
+    /// ([`super::replicas`]); false when it died without writing the disconnection.
+    pub holder_live: Option<bool>,
 }
 
 /// Every edge with its sync state, by name.
@@ -155,8 +168,10 @@ pub async fn fleet(pool: &PgPool) -> Result<Vec<FleetRow>> {
         "SELECT e.name, e.fqdn, e.certificate_sha256 IS NOT NULL AS subscribed, s.connected, s.connected_since,
              s.controller, s.last_seen_at, s.last_version_sent, s.last_version_acked, s.acked_at,
              s.last_nack_version, s.last_nack_reason, s.nack_at, s.last_heartbeat_at, s.counters,
-             s.queue_length, s.section_digests
-         FROM edges e LEFT JOIN edge_sync_state s ON s.edge_id = e.id ORDER BY e.name",
+             s.queue_length, s.section_digests, r.live_until > now() AS holder_live
+         FROM edges e LEFT JOIN edge_sync_state s ON s.edge_id = e.id
+             LEFT JOIN controller_replicas r ON r.id = s.controller
+         ORDER BY e.name",
     )
     .fetch_all(pool)
     .await?)

@@ -184,8 +184,11 @@ impl Directory {
             .into_iter()
             .map(|row| {
                 let fresh = row.state.last_seen_at.is_some_and(|seen| now - seen < stale_after());
+                // A row a dead replica left "connected" is not: its lease ran out.
+                let held = row.state.holder_live.unwrap_or(false);
+                let connected = row.state.connected.unwrap_or(false) && held && fresh;
                 let certificate_not_after = soonest.get(&row.name).copied();
-                FleetEntry { connected: row.state.connected.unwrap_or(false) && fresh, row, certificate_not_after }
+                FleetEntry { connected, row, certificate_not_after }
             })
             .collect();
         Ok((version, entries))

@@ -10,10 +10,13 @@
 //! - [`service`]: the gRPC service and the per-edge stream.
 //! - [`fleet`]: the streams this replica holds.
 //! - [`status`]: batched recording of each edge's sync state.
+//! - [`liveness`]: this replica's lease, so fleet status can tell a dead replica's
+//!   edges from a live one's.
 
 pub mod changes;
 pub mod fleet;
 pub mod identity;
+pub mod liveness;
 pub mod service;
 pub mod snapshot;
 pub mod status;
@@ -84,6 +87,10 @@ pub async fn start(
     let (versions_tx, versions) = watch::channel(u64::try_from(version).unwrap_or_default());
     tokio::spawn(changes::follow(pool.clone(), versions_tx, trusted.clone(), fleet.clone(), shutdown.clone()));
     let status = status::StatusWriter::start(pool.clone(), shutdown.clone());
+    let edge_endpoint = port.listener.local_addr()?.to_string();
+    let lease =
+        liveness::start(pool.clone(), port.controller_id.clone(), edge_endpoint, fleet.clone(), shutdown.clone())
+            .await?;
     let service = service::EdgeSyncService {
         pool,
         trusted: trusted.clone(),
@@ -111,6 +118,7 @@ pub async fn start(
         if let Err(error) = server.await {
             tracing::error!(%error, "edge port stopped");
         }
+        let _ = lease.await;
     });
     Ok((EdgeSyncHandle { fleet, trusted, cache }, task))
 }

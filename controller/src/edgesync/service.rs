@@ -119,14 +119,19 @@ impl EdgeSync for EdgeSyncService {
             .trusted
             .edge_for(peer.sha256.as_str())
             .ok_or_else(|| Status::permission_denied("this certificate belongs to no subscribed edge"))?;
-        let edge_id: Uuid = sqlx::query_scalar("SELECT id FROM edges WHERE name = $1 AND certificate_sha256 = $2")
-            .bind(&edge)
-            .bind(peer.sha256.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| Status::from(db::Error::from(e)))?
-            .ok_or_else(|| Status::permission_denied("this certificate belongs to no subscribed edge"))?;
-        let state = db::sync_state::load(&self.pool, edge_id).await.map_err(Status::from)?;
+        // The stream's generation: its state writes win over any older stream's (this
+        // replica's or another's), and lose to any newer one's.
+        let (edge_id, generation): (Uuid, i64) = sqlx::query_as(
+            "SELECT id, nextval('edge_stream_generation') FROM edges WHERE name = $1 AND certificate_sha256 = $2",
+        )
+        .bind(&edge)
+        .bind(peer.sha256.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| Status::from(db::Error::from(e)))?
+        .ok_or_else(|| Status::permission_denied("this certificate belongs to no subscribed edge"))?;
+        let mut state = db::sync_state::load(&self.pool, edge_id).await.map_err(Status::from)?;
+        state.stream_generation = Some(generation);
         let (sender, receiver) = mpsc::channel(OUTBOUND_BUFFER);
         let handle = self.fleet.register(&edge);
         let stream = EdgeStream {
@@ -137,6 +142,7 @@ impl EdgeSync for EdgeSyncService {
             sender,
             in_flight: None,
             sent_or_applied: 0,
+            edge_runs: 0,
             force: false,
             tasks_sent: HashSet::new(),
         };
@@ -159,6 +165,8 @@ struct EdgeStream {
     in_flight: Option<(u64, tokio::time::Instant)>,
     /// Newest version the edge has been sent or said it runs.
     sent_or_applied: u64,
+    /// Newest version the edge said it runs (Hello, ACK): never pushed anything older.
+    edge_runs: u64,
     /// Push the current version again even if the edge has it.
     force: bool,
     /// Certificate tasks sent on this stream (the edge answers a repeat the same way).
@@ -232,6 +240,18 @@ impl EdgeStream {
             return Err("edge no longer in the directory");
         };
         let version = snapshot.version;
+        if version < self.edge_runs {
+            // This replica's view lags what the edge already runs (it ACKed a newer version
+            // through another replica), or the directory was restored from an older backup:
+            // never push it back. The next version move pushes as usual.
+            info!(
+                version,
+                edge_runs = self.edge_runs,
+                "not pushing: the edge runs a newer version than the directory's"
+            );
+            self.force = false;
+            return Ok(());
+        }
         let message = pb::ControllerMessage { kind: Some(pb::controller_message::Kind::Snapshot(snapshot)) };
         if self.sender.send(Box::new(Ok(message))).await.is_err() {
             return Err("edge went away");
@@ -293,6 +313,7 @@ impl EdgeStream {
             Some(Kind::Hello(hello)) => {
                 self.record_certificates(None, &hello.certificates).await;
                 self.sent_or_applied = self.sent_or_applied.max(hello.applied_version);
+                self.edge_runs = self.edge_runs.max(hello.applied_version);
                 self.state.section_digests = Json(hello.section_digests.into_iter().collect());
                 self.state.agent_version = Some(hello.agent_version);
                 if hello.applied_version > 0 {
@@ -308,6 +329,7 @@ impl EdgeStream {
                     crate::metrics::METRICS.acked(sent.elapsed());
                     self.in_flight = None;
                 }
+                self.edge_runs = self.edge_runs.max(ack.version);
                 self.state.last_version_acked = i64::try_from(ack.version).ok();
                 self.state.acked_at = Some(now);
                 self.state.section_digests = Json(ack.section_digests.into_iter().collect());

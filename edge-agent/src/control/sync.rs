@@ -330,6 +330,11 @@ impl EdgeAgent {
     /// Checks, persists and takes a snapshot; returns the ACK or NACK to send.
     fn apply(&mut self, snapshot: pb::Snapshot) -> Kind {
         let version = snapshot.version;
+        if let Some(reason) = rollback(self.current.as_ref().map(|current| current.version), version) {
+            warn!(version, %reason, "refusing the snapshot");
+            *self.counters.entry("edgesync.snapshots_refused").or_default() += 1;
+            return Kind::Nack(pb::Nack { version, reason });
+        }
         let listening = self.listening.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let config = match apply::check_with(&snapshot, &listening) {
             Ok(config) => config,
@@ -459,6 +464,16 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     jittered(ceiling, |bytes| ring::rand::SystemRandom::new().fill(bytes))
 }
 
+/// Why a snapshot of `offered` version would roll back the edge running `runs`, if it
+/// would. A replica whose view lags, or a directory restored from an old backup, must
+/// not take the edge back in time; the same version again (a forced sync) is fine.
+fn rollback(runs: Option<u64>, offered: u64) -> Option<String> {
+    let runs = runs.filter(|runs| offered < *runs)?;
+    Some(format!(
+        "snapshot version {offered} is older than version {runs}, which this edge runs; keeping version {runs}"
+    ))
+}
+
 /// A random share of `ceiling` (at least 50 ms), the randomness from `fill`.
 /// Jitter needs no secrecy and the reconnect must go on, so a failed fill is no
 /// error; but a zeroed buffer would make every delay the 50 ms floor, a reconnect
@@ -495,6 +510,18 @@ mod tests {
             partners: Vec::new(),
         };
         assert_eq!(fit_heartbeat(small.clone()), small);
+    }
+
+    #[test]
+    fn an_older_snapshot_is_refused_and_the_same_or_newer_one_taken() {
+        assert_eq!(rollback(None, 1), None, "a first snapshot");
+        assert_eq!(rollback(Some(7), 7), None, "the same version again (forced sync)");
+        assert_eq!(rollback(Some(7), 8), None);
+        assert_eq!(
+            rollback(Some(7), 6).as_deref(),
+            Some("snapshot version 6 is older than version 7, which this edge runs; keeping version 7")
+        );
+        assert!(rollback(Some(u64::MAX), 0).is_some());
     }
 
     #[test]
